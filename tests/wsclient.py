@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -90,21 +91,26 @@ def accept_for(key):
 class Server:
     """wspush started on a free loopback port, its log in tests/out."""
 
-    def __init__(self, *args, env=None, cwd=None, binary=None, name="wspush"):
+    def __init__(self, *args, env=None, cwd=None, name="wspush"):
         os.makedirs(OUT, exist_ok=True)
-        self.binary = binary or os.environ.get("WSPUSH", os.path.join(ROOT, "wspush"))
-        self.logpath = os.path.join(OUT, "%s-%d.log" % (name, os.getpid()))
+        # $WSPUSH may name another build or a wrapper ("valgrind ./wspush");
+        # $WSPUSH_TAG prefixes the log names, so test.sh can find them.
+        command = shlex.split(os.environ.get("WSPUSH", "./wspush"))
+        command[-1] = os.path.join(ROOT, command[-1])
+        tag = os.environ.get("WSPUSH_TAG")
+        self.logpath = os.path.join(OUT, "%s%s-%d-%d.log" % (
+            tag + "-" if tag else "", name, os.getpid(), int(time.time() * 1000) % 100000))
         self.logfile = open(self.logpath, "w+b")
         full_env = dict(os.environ)
         full_env.pop("WSPUSH_ADMIN_TOKEN", None)
         full_env.update(env or {})
-        cmd = [self.binary, "-p", "0"] + list(args)
+        cmd = command + ["-p", "0"] + list(args)
         if "-b" not in args:
             cmd += ["-b", "127.0.0.1"]
         self.proc = subprocess.Popen(cmd, stdout=self.logfile, stderr=subprocess.STDOUT,
                                      env=full_env, cwd=cwd or ROOT)
         self.port = None
-        deadline = time.time() + TIMEOUT
+        deadline = time.time() + 30     # valgrind starts slowly
         while time.time() < deadline and self.port is None:
             m = re.search(rb"Server is listening on port (\d+)", self.log_bytes())
             if m:
@@ -138,7 +144,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(timeout=TIMEOUT)
+                self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# test.sh -- build wspush and run every test; the last line says
+# "N passed, M failed", and the exit status is 0 only if M is 0.
+#
+# Each part prints PASS:, FAIL: or SKIPPED: lines. A part that cannot run
+# here (no clang, no Chromium) says SKIPPED loudly and is not counted as
+# passed; under CI (CI=true) a skip counts as a failure, because .ci/run
+# installs everything. FUZZ_SECONDS sets each fuzzer's run (default 60
+# under CI, 10 otherwise). Logs and screenshots go to tests/out/.
+set -u
+cd "$(dirname "$0")" || exit 1
+OUT=tests/out
+mkdir -p "$OUT"
+RESULTS=$OUT/results.txt
+: > "$RESULTS"
+export PYTHONDONTWRITEBYTECODE=1
+FUZZ_SECONDS=${FUZZ_SECONDS:-$([ "${CI:-}" = true ] && echo 60 || echo 10)}
+
+record() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
+pass() { record "PASS: $*"; }
+fail() { record "FAIL: $*"; }
+skip() { record "SKIPPED: $* (NOT counted as passed)"; }
+
+# run NAME SECONDS CMD...: run one test program with a time limit. Its own
+# PASS/FAIL/SKIPPED lines count; exiting non-zero without a FAIL line is a
+# failure too, so a crashed test cannot pass silently.
+run() {
+    local name=$1 limit=$2
+    shift 2
+    local log
+    log=$OUT/$(printf '%s' "$name" | tr -c 'a-zA-Z0-9' '-').out
+    timeout --kill-after=10 "$limit" "$@" > "$log" 2>&1
+    local status=$?
+    grep -aE '^(PASS|FAIL|SKIPPED): ' "$log" | tee -a "$RESULTS"
+    if [ "$status" -ne 0 ] && ! grep -aq '^FAIL: ' "$log"; then
+        fail "$name: exited with status $status (log: $log)"
+        tail -n 20 "$log"
+    fi
+}
+
+# build NAME CMD...: one compile, one result line.
+build() {
+    local name=$1
+    shift
+    if "$@" > "$OUT/build.err" 2>&1; then
+        pass "build: $name"
+    else
+        fail "build: $name"
+        head -n 30 "$OUT/build.err"
+    fi
+}
+
+have() { command -v "$1" > /dev/null 2>&1; }
+
+STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror -O2"
+SANITIZE="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
+
+echo "== build"
+build "cc -O2 -o wspush wspush.c sha1.c" cc -O2 -o wspush wspush.c sha1.c
+build "gcc $STRICT" gcc $STRICT -o "$OUT/wspush-gcc" wspush.c sha1.c
+if have clang; then
+    build "clang $STRICT" clang $STRICT -o "$OUT/wspush-clang" wspush.c sha1.c
+else
+    skip "build: clang is not installed"
+fi
+if [ ! -x wspush ]; then
+    fail "no wspush binary: nothing more can run"
+    echo "$(grep -c '^PASS' "$RESULTS") passed, $(grep -c '^FAIL' "$RESULTS") failed"
+    exit 1
+fi
+
+echo "== unit tests (under AddressSanitizer and UBSan)"
+if cc -std=c99 -Wall -Wextra -Wno-unused-function -Werror $SANITIZE \
+      -o tests/unit tests/unit.c sha1.c 2> "$OUT/unit-build.err"; then
+    run "unit" 120 tests/unit
+else
+    fail "build: tests/unit.c"
+    head -n 30 "$OUT/unit-build.err"
+fi
+
+echo "== socket tests"
+run "scenario" 300 python3 tests/scenario.py
+run "conformance" 600 python3 tests/conformance.py
+
+echo "== the socket tests again, against wspush built with sanitizers"
+if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"; then
+    rm -f "$OUT"/asan-*.log
+    export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+    WSPUSH=./wspush-asan WSPUSH_TAG=asan run "scenario (sanitizers)" 300 python3 tests/scenario.py --core
+    WSPUSH=./wspush-asan WSPUSH_TAG=asan run "conformance (sanitizers)" 600 python3 tests/conformance.py
+    unset ASAN_OPTIONS UBSAN_OPTIONS
+    runs=$(ls "$OUT"/asan-*.log 2> /dev/null | wc -l)
+    if [ "$runs" -gt 0 ] && ! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$OUT"/asan-*.log; then
+        pass "sanitizers: no errors or leaks in $runs server runs"
+    else
+        fail "sanitizers: reports in $(grep -lE 'Sanitizer|runtime error:' "$OUT"/asan-*.log | tr '\n' ' ')"
+    fi
+else
+    fail "build: wspush with -fsanitize=address,undefined"
+fi
+
+echo "== the scenario under valgrind"
+if have valgrind; then
+    rm -f "$OUT"/valgrind-*.log
+    WSPUSH="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible ./wspush" \
+        WSPUSH_TAG=valgrind run "scenario (valgrind)" 600 python3 tests/scenario.py --core
+    runs=$(ls "$OUT"/valgrind-*.log 2> /dev/null | wc -l)
+    if [ "$runs" -gt 0 ] && ! grep -lE '^==[0-9]+== ' "$OUT"/valgrind-*.log; then
+        pass "valgrind: no errors or leaks in $runs server runs"
+    else
+        fail "valgrind: reports in $(grep -lE '^==[0-9]+== ' "$OUT"/valgrind-*.log | tr '\n' ' ')"
+    fi
+else
+    skip "valgrind is not installed"
+fi
+
+echo "== static analysis"
+if have cppcheck; then
+    if cppcheck --quiet --error-exitcode=1 --std=c99 --enable=warning,portability,performance \
+           --inline-suppr wspush.c sha1.c > "$OUT/cppcheck.out" 2>&1; then
+        pass "cppcheck: wspush.c and sha1.c are clean"
+    else
+        fail "cppcheck: see $OUT/cppcheck.out"
+        head -n 20 "$OUT/cppcheck.out"
+    fi
+else
+    skip "cppcheck is not installed"
+fi
+
+passed=$(grep -c '^PASS: ' "$RESULTS")
+failed=$(grep -c '^FAIL: ' "$RESULTS")
+skipped=$(grep -c '^SKIPPED: ' "$RESULTS")
+if [ "$skipped" -gt 0 ]; then
+    echo "!! $skipped part(s) SKIPPED on this machine (see above); not counted as passed."
+    if [ "${CI:-}" = true ]; then
+        echo "!! Under CI nothing may be skipped: each skip counts as a failure."
+        failed=$((failed + skipped))
+    fi
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
