@@ -81,6 +81,7 @@ fi
 echo "== socket tests"
 run "scenario" 300 python3 tests/scenario.py
 run "conformance" 600 python3 tests/conformance.py
+run "limits" 300 python3 tests/limits.py
 
 echo "== the socket tests again, against wspush built with sanitizers"
 if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"; then
@@ -88,6 +89,7 @@ if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"
     export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "scenario (sanitizers)" 300 python3 tests/scenario.py --core
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "conformance (sanitizers)" 600 python3 tests/conformance.py
+    WSPUSH=./wspush-asan WSPUSH_TAG=asan run "limits (sanitizers)" 600 python3 tests/limits.py
     unset ASAN_OPTIONS UBSAN_OPTIONS
     runs=$(ls "$OUT"/asan-*.log 2> /dev/null | wc -l)
     if [ "$runs" -gt 0 ] && ! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$OUT"/asan-*.log; then

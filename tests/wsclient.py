@@ -91,7 +91,7 @@ def accept_for(key):
 class Server:
     """wspush started on a free loopback port, its log in tests/out."""
 
-    def __init__(self, *args, env=None, cwd=None, name="wspush"):
+    def __init__(self, *args, env=None, cwd=None, name="wspush", preexec=None):
         os.makedirs(OUT, exist_ok=True)
         # $WSPUSH may name another build or a wrapper ("valgrind ./wspush");
         # $WSPUSH_TAG prefixes the log names, so test.sh can find them.
@@ -108,7 +108,7 @@ class Server:
         if "-b" not in args:
             cmd += ["-b", "127.0.0.1"]
         self.proc = subprocess.Popen(cmd, stdout=self.logfile, stderr=subprocess.STDOUT,
-                                     env=full_env, cwd=cwd or ROOT)
+                                     env=full_env, cwd=cwd or ROOT, preexec_fn=preexec)
         self.port = None
         deadline = time.time() + 30     # valgrind starts slowly
         while time.time() < deadline and self.port is None:
