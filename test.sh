@@ -116,6 +116,31 @@ else
     skip "valgrind is not installed"
 fi
 
+echo "== fuzzing the parsers with libFuzzer, $FUZZ_SECONDS s each"
+if have clang && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; return (int)n * 0; }' \
+        | clang -x c -fsanitize=fuzzer -o "$OUT/fuzz-probe" - > /dev/null 2>&1; then
+    for h in handshake frame json; do
+        if clang -g -O1 -fsanitize=fuzzer,address,undefined -Wno-unused-function \
+               -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" sha1.c 2> "$OUT/fuzz-build.err"; then
+            # New inputs go to a scratch corpus in tests/out; the seeds stay as they are.
+            mkdir -p "$OUT/corpus-$h"
+            if timeout $((FUZZ_SECONDS + 60)) "$OUT/fuzz_$h" -max_total_time="$FUZZ_SECONDS" \
+                   -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$OUT/crash-$h-" \
+                   "$OUT/corpus-$h" "tests/fuzz/corpus/$h" > "$OUT/fuzz-$h.out" 2>&1; then
+                pass "fuzz $h: $(grep -o 'Done [0-9]* runs' "$OUT/fuzz-$h.out") in $FUZZ_SECONDS s, no crash"
+            else
+                fail "fuzz $h: crash or error, see $OUT/fuzz-$h.out and $OUT/crash-$h-*"
+                grep -E 'ERROR|SUMMARY' "$OUT/fuzz-$h.out" | head -n 5
+            fi
+        else
+            fail "build: tests/fuzz/fuzz_$h.c"
+            head -n 20 "$OUT/fuzz-build.err"
+        fi
+    done
+else
+    skip "fuzzing: clang with libFuzzer (Debian clang, libclang-rt-14-dev) is not installed"
+fi
+
 echo "== static analysis"
 if have cppcheck; then
     if cppcheck --quiet --error-exitcode=1 --std=c99 --enable=warning,portability,performance \
