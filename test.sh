@@ -83,6 +83,17 @@ run "scenario" 300 python3 tests/scenario.py
 run "conformance" 600 python3 tests/conformance.py
 run "limits" 300 python3 tests/limits.py
 
+echo "== interop with independent clients"
+# Debian's python3-websockets lives with Debian's /usr/bin/python3.
+SYSPY=python3
+[ -x /usr/bin/python3 ] && SYSPY=/usr/bin/python3
+run "interop: python websockets" 300 "$SYSPY" tests/interop_websockets.py
+if have node && [ -d tests/node_modules/ws ] && [ -d tests/node_modules/websocket ]; then
+    run "interop: npm ws and websocket" 300 node tests/interop.js
+else
+    skip "interop: npm ws and websocket need node and 'cd tests && npm ci'"
+fi
+
 echo "== the socket tests again, against wspush built with sanitizers"
 if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"; then
     rm -f "$OUT"/asan-*.log

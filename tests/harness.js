@@ -1,0 +1,75 @@
+// harness.js -- start wspush for the Node tests, and report results in
+// test.sh's format: "PASS: name", "FAIL: name: why", "SKIPPED: name: why".
+'use strict';
+const { spawn } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const ROOT = path.resolve(__dirname, '..');
+const OUT = path.join(ROOT, 'tests', 'out');
+let failures = 0;
+
+function report(name, ok, why) {
+  if (ok) console.log(`PASS: ${name}`);
+  else { failures++; console.log(`FAIL: ${name}: ${why}`); }
+}
+
+function skipped(name, why) {
+  if (process.env.CI) report(name, false, why);
+  else console.log(`SKIPPED: ${name}: ${why}`);
+}
+
+// Run fn (async) as one named test; a thrown error or a timeout fails it.
+async function test(name, fn, seconds = 30) {
+  let timer;
+  try {
+    await Promise.race([fn(), new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${seconds} s`)), seconds * 1000);
+    })]);
+    report(name, true);
+  } catch (e) {
+    report(name, false, e && e.message ? e.message : String(e));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function expect(cond, why) {
+  if (!cond) throw new Error(why);
+}
+
+// Start ./wspush on a free loopback port; resolves to {port, stop, log}.
+function startServer(args = [], name = 'node') {
+  fs.mkdirSync(OUT, { recursive: true });
+  const logPath = path.join(OUT, `${name}-${process.pid}.log`);
+  const log = fs.openSync(logPath, 'w');
+  const proc = spawn(path.join(ROOT, 'wspush'), ['-p', '0', '-b', '127.0.0.1', ...args],
+                     { cwd: ROOT, stdio: ['ignore', log, log] });
+  const readLog = () => fs.readFileSync(logPath, 'utf8');
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      const m = /Server is listening on port (\d+)/.exec(readLog());
+      if (m || Date.now() - started > 10000 || proc.exitCode !== null) {
+        clearInterval(poll);
+        if (!m) { proc.kill(); reject(new Error('wspush did not start: ' + readLog())); return; }
+        resolve({
+          port: +m[1],
+          log: readLog,
+          stop: () => new Promise((done) => {
+            if (proc.exitCode !== null) { done(proc.exitCode); return; }
+            const kill = setTimeout(() => proc.kill('SIGKILL'), 10000);
+            proc.on('exit', (code) => { clearTimeout(kill); done(code); });
+            proc.kill('SIGTERM');
+          }),
+        });
+      }
+    }, 20);
+  });
+}
+
+function finish() {
+  process.exitCode = failures ? 1 : 0;
+}
+
+module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, finish };
