@@ -17,6 +17,7 @@
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
  *   {"req":"push all","text":T}                -> T goes to every user
+ *   {"req":"get my key"}                       -> the sender's own KEY
  *   anything malformed                         -> {"resp":"error",...}
  * "get connections" makes the sender an admin, if it may be one: it
  * carries the -t token, or it comes from this machine. Admins are told
@@ -1660,6 +1661,14 @@ static void cmd_push_all(struct conn *c, const struct request *r)
     reply_text(c, cspan(note));
 }
 
+/* {"req":"get my key"}: the sender's own key. Browsers make the key up
+ * and keep it from scripts, so a page asks to be able to show it. */
+static void cmd_get_my_key(struct conn *c, const struct request *r)
+{
+    (void)r;
+    reply_json(c, cspan("get my key"), cspan(c->key));
+}
+
 static const struct command {
     const char *req;    /* value of "req" in the JSON request */
     void (*run)(struct conn *c, const struct request *r);
@@ -1667,6 +1676,7 @@ static const struct command {
     { "get connections", cmd_get_connections },
     { "push a user",     cmd_push_a_user },
     { "push all",        cmd_push_all },
+    { "get my key",      cmd_get_my_key },
 };  /* any other "req" is echoed: {"resp":REQ,"content":text} */
 
 /* Handle one text message: a JSON request, or anything in -e mode. */
@@ -1876,7 +1886,7 @@ static void http_answer(struct conn *c, int status, const char *headers,
 {
     char head[512];
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                     "HTTP/1.1 %d %s\r\nServer: wspush\r\nContent-Type: %s\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n"
                      "X-Content-Type-Options: nosniff\r\n%s\r\n",
                      status, http_reason(status), type, body_len, headers);
