@@ -82,6 +82,7 @@ echo "== socket tests"
 run "scenario" 300 python3 tests/scenario.py
 run "conformance" 600 python3 tests/conformance.py
 run "limits" 300 python3 tests/limits.py
+run "static files" 120 python3 tests/static.py
 
 echo "== interop with independent clients"
 # Debian's python3-websockets lives with Debian's /usr/bin/python3.
@@ -92,6 +93,16 @@ if have node && [ -d tests/node_modules/ws ] && [ -d tests/node_modules/websocke
     run "interop: npm ws and websocket" 300 node tests/interop.js
 else
     skip "interop: npm ws and websocket need node and 'cd tests && npm ci'"
+fi
+
+echo "== the pages in headless Chromium"
+if ! have node || [ ! -d tests/node_modules/playwright-core ]; then
+    skip "browser: needs node and 'cd tests && npm ci' (playwright-core)"
+elif [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    skip "browser: no Chromium at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"
+else
+    run "browser" 300 node tests/browser.js
+    echo "screenshots: $OUT/screenshots"
 fi
 
 echo "== the socket tests again, against wspush built with sanitizers"
