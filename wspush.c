@@ -1404,15 +1404,26 @@ static struct conn *conn_find(struct span k)
 /* ============================ Logging =============================== */
 
 /* Log prefix, then p[0..len) with control characters escaped as \xNN
- * so a client cannot forge log lines, at most LOG_MESSAGE_MAX
- * bytes of it, and never the admin token. */
+ * so a client cannot forge log lines, and at most LOG_MESSAGE_MAX bytes
+ * of it. Admin tokens stay out of the log: the text is cut at a "token"
+ * key (a mistyped token is nearly the real one), and the configured
+ * token is masked wherever else it appears. */
 static void log_text(const char *prefix, const unsigned char *p, size_t len)
 {
+    static const char key[] = "\"token\"";
     char line[LOG_MESSAGE_MAX * 4 + 64];
     size_t o = 0, n = len < LOG_MESSAGE_MAX ? len : LOG_MESSAGE_MAX;
     size_t token_len = opt.token ? strlen(opt.token) : 0;
+    const char *tail = n < len ? " ..." : "";
+    for (size_t i = 0; i + sizeof key - 1 <= n; i++) {
+        if (memcmp(p + i, key, sizeof key - 1) == 0) {
+            n = i + sizeof key - 1;
+            tail = " ... (the rest holds a token and is not logged)";
+            break;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
-        if (token_len > 0 && token_len <= len - i &&
+        if (token_len > 0 && token_len <= n - i &&
             memcmp(p + i, opt.token, token_len) == 0) {
             memcpy(line + o, "***", 3);
             o += 3;
@@ -1424,7 +1435,7 @@ static void log_text(const char *prefix, const unsigned char *p, size_t len)
         }
     }
     line[o] = '\0';
-    log_line(0, "%s%s%s", prefix, line, n < len ? " ..." : "");
+    log_line(0, "%s%s%s", prefix, line, tail);
 }
 
 /* Log the role table the way the article's server prints it:
