@@ -83,6 +83,7 @@ run "scenario" 300 python3 tests/scenario.py
 run "conformance" 600 python3 tests/conformance.py
 run "limits" 300 python3 tests/limits.py
 run "static files" 120 python3 tests/static.py
+run "admin access and presence" 300 python3 tests/admin.py
 
 echo "== interop with independent clients"
 # Debian's python3-websockets lives with Debian's /usr/bin/python3.
@@ -112,6 +113,7 @@ if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "scenario (sanitizers)" 300 python3 tests/scenario.py --core
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "conformance (sanitizers)" 600 python3 tests/conformance.py
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "limits (sanitizers)" 600 python3 tests/limits.py
+    WSPUSH=./wspush-asan WSPUSH_TAG=asan run "admin (sanitizers)" 300 python3 tests/admin.py
     unset ASAN_OPTIONS UBSAN_OPTIONS
     runs=$(ls "$OUT"/asan-*.log 2> /dev/null | wc -l)
     if [ "$runs" -gt 0 ] && ! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$OUT"/asan-*.log; then
