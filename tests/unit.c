@@ -133,7 +133,7 @@ static void test_accept(void)
     begin("Sec-WebSocket-Accept (RFC 6455 §1.3)");
     const char *key = "dGhlIHNhbXBsZSBub25jZQ==";
     char accept[ACCEPT_LEN + 1];
-    ws_accept((struct span){ (const unsigned char *)key, strlen(key) }, accept);
+    ws_accept(cspan(key), accept);
     CHECK(strcmp(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0, "the RFC's example");
     end();
 }
@@ -303,7 +303,7 @@ static void test_paths(void)
         struct failure f;
         size_t n = strlen(cases[i].url);
         unsigned char *p = exact(cases[i].url, n);
-        enum parse res = url_to_path((struct span){ p, n }, out, sizeof out, &f);
+        enum parse res = url_to_path(span_of(p, n), out, sizeof out, &f);
         if (cases[i].path != NULL)
             CHECK(res == PARSE_DONE && strcmp(out, cases[i].path) == 0, cases[i].url);
         else
@@ -580,10 +580,12 @@ static void test_encode(void)
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         struct buf b = { NULL, 0, 0 };
         buf_append(&b, "xy", 2);
-        size_t start = frame_begin(&b);
+        /* a hint that is right, too small and too large */
+        size_t hint = sizes[i] * (i % 3) / 2 + (i % 3 == 0 ? 70000 : 0);
+        size_t start = frame_begin(&b, hint);
         for (size_t j = 0; j < sizes[i]; j++)
             buf_append(&b, &"0123456789"[j % 10], 1);
-        frame_end(&b, start, OP_TEXT);
+        frame_end(&b, start, hint, OP_TEXT);
         size_t head = sizes[i] < 126 ? 2 : sizes[i] <= 65535 ? 4 : 10;
         int ok = b.len == 2 + head + sizes[i] && memcmp(b.data, "xy", 2) == 0;
         for (size_t j = 0; ok && j < sizes[i]; j++)
@@ -828,6 +830,83 @@ static void test_json(void)
     end();
 }
 
+/* ------------------------------------------------- 8 bytes at a time */
+
+/* The byte-by-byte answer word_is_plain() must agree with. */
+static int plain_bytewise(const unsigned char *p)
+{
+    for (int i = 0; i < 8; i++)
+        if (p[i] == '"' || p[i] == '\\' || p[i] < 0x20)
+            return 0;
+    return 1;
+}
+
+static void test_words(void)
+{
+    begin("word-at-a-time paths");
+    /* word_is_plain on every byte value at every position */
+    int agree = 1;
+    for (int pos = 0; pos < 8; pos++) {
+        for (int v = 0; v < 256; v++) {
+            unsigned char w[8];
+            memset(w, v == 'a' ? 'b' : 'a', 8);
+            w[pos] = (unsigned char)v;
+            agree &= word_is_plain(load64(w)) == plain_bytewise(w);
+            memset(w, 0xe9, 8);         /* among high bytes, too */
+            w[pos] = (unsigned char)v;
+            agree &= word_is_plain(load64(w)) == plain_bytewise(w);
+        }
+    }
+    CHECK(agree, "word_is_plain agrees with a byte loop");
+
+    /* A bad UTF-8 byte, a quote, a backslash, a control byte: at every
+     * place in a long run of plain text. */
+    for (size_t at = 0; at < 40; at++) {
+        unsigned char text[64];
+        memset(text, 'a', sizeof text);
+        struct utf8 u = { 0, 0, 0 };
+        text[at] = 0xff;
+        CHECK(utf8_check(&u, text, sizeof text) < 0, "UTF-8: bad byte in a long run");
+        memcpy(text + at, "\xe2\x82\xac", 3);  /* euro sign: valid */
+        u = (struct utf8){ 0, 0, 0 };
+        CHECK(utf8_check(&u, text, sizeof text) == 0 && utf8_complete(&u),
+              "UTF-8: a character in a long run");
+
+        static const char specials[] = "\"\\\n\x01";
+        for (int k = 0; k < 4; k++) {
+            char in[64], json[160];
+            memset(in, 'x', sizeof in);
+            in[at] = specials[k];
+            struct buf b = { NULL, 0, 0 };
+            json_put_string(&b, (const unsigned char *)in, sizeof in);
+            /* the writer's output reads back as the same bytes */
+            snprintf(json, sizeof json, "{\"text\":%.*s}", (int)b.len, b.data);
+            struct request r;
+            struct failure f;
+            int ok = parse_json(json, &r, &f) == PARSE_DONE &&
+                     span_eq(r.text, in, sizeof in);
+            CHECK(ok, "JSON: a special byte in a long string");
+            buf_free(&b);
+        }
+    }
+
+    /* Unmasking at every payload offset and length agrees with XOR. */
+    static const unsigned char mask[4] = { 0x12, 0x34, 0x56, 0x78 };
+    int same = 1;
+    for (uint64_t at = 0; at < 8; at++) {
+        for (size_t n = 0; n < 40; n++) {
+            unsigned char src[40], dst[40];
+            for (size_t i = 0; i < n; i++)
+                src[i] = (unsigned char)(i * 31 + 7);
+            frame_unmask(dst, src, n, mask, at);
+            for (size_t i = 0; i < n; i++)
+                same &= dst[i] == (src[i] ^ mask[(at + i) % 4]);
+        }
+    }
+    CHECK(same, "unmasking at every offset");
+    end();
+}
+
 /* ------------------------------------------------------ admin rules */
 
 static void test_admin(void)
@@ -877,6 +956,7 @@ int main(void)
     test_utf8();
     test_close();
     test_json();
+    test_words();
     test_admin();
     return total_failures != 0;
 }
