@@ -165,6 +165,9 @@ else
     skip "fuzzing: clang with libFuzzer (Debian clang, libclang-rt-14-dev) is not installed"
 fi
 
+echo "== benchmark smoke test (each mode for about a second; no timing is checked)"
+run "bench smoke" 180 bench/run.sh --smoke
+
 echo "== static analysis"
 if have cppcheck; then
     if cppcheck --quiet --error-exitcode=1 --std=c99 --enable=warning,portability,performance \

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# bench/run.sh -- wspush against the article's Node server and the floor,
+# side by side in one run, and the targets checked.
+#
+#   bench/run.sh           the standard workloads, 3 runs each (RUNS=n)
+#   bench/run.sh --smoke   each mode for about a second, wspush and floor
+#                          only; PASS/FAIL lines for test.sh
+#
+# Each server starts fresh for each run, pinned to CPU 0, with the load
+# generator on CPU 1. The article's server comes from $WSPUSH_SEED
+# (default ../shared/seed), with its npm package installed into a
+# temporary folder; without Node or the file, its column says why it is
+# empty. Results: bench/out/raw.txt, and the table in bench/out/results.md.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+OUT=bench/out
+mkdir -p "$OUT"
+RUNS=${RUNS:-3}
+SEED=${WSPUSH_SEED:-../shared/seed}
+SMOKE=0
+[ "${1:-}" = --smoke ] && SMOKE=1
+
+say() { printf '%s\n' "$*"; }
+
+# Build everything as a user would: the one cc command, and -O2 for bench/.
+cc -O2 -o "$OUT/wspush" wspush.c sha1.c || exit 1
+cc -std=c99 -O2 -Wall -Wextra -Werror -o "$OUT/wsbench" bench/wsbench.c || exit 1
+cc -std=c99 -O2 -Wall -Wextra -Werror -o "$OUT/floor" bench/floor.c || exit 1
+
+# Pin server and client to different cores where there are two.
+if command -v taskset > /dev/null && [ "$(nproc)" -ge 2 ]; then
+    ON_SERVER="taskset -c 0"
+    ON_CLIENT="taskset -c 1"
+else
+    ON_SERVER=""
+    ON_CLIENT=""
+    say "note: not pinning to cores (needs taskset and 2 CPUs)"
+fi
+
+# The article's server, in a temporary folder with its npm package.
+NODE_DIR=""
+NODE_WHY=""
+if [ "$SMOKE" = 1 ]; then
+    NODE_WHY="not run in --smoke"
+elif ! command -v node > /dev/null; then
+    NODE_WHY="node is not installed"
+elif [ ! -f "$SEED/server.js" ] || [ ! -f "$SEED/package.json" ]; then
+    NODE_WHY="the article's server.js is not at $SEED (set WSPUSH_SEED)"
+else
+    NODE_DIR=$(mktemp -d)
+    cp "$SEED/server.js" "$SEED/package.json" "$NODE_DIR/"
+    if ! (cd "$NODE_DIR" && npm install --no-audit --no-fund --silent > npm.log 2>&1); then
+        NODE_WHY="npm install websocket failed (see $NODE_DIR/npm.log)"
+        NODE_DIR=""
+    fi
+fi
+trap '[ -n "$NODE_DIR" ] && rm -rf "$NODE_DIR"' EXIT
+
+# A free TCP port for the article's server, which cannot pick its own:
+# below the kernel's range for outgoing connections, so that no socket
+# the load generator left behind holds it.
+free_port() {
+    local p low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2> /dev/null || echo 32768)
+    for p in $(shuf -i 10000-$((low - 1)) -n 50); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2> /dev/null; then
+            echo "$p"
+            return
+        fi
+    done
+    echo 0
+}
+
+# wait_port PORT: until something listens there (10 s at most).
+wait_port() {
+    local i
+    for i in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+# port_from_log LOG: the port a server printed ("... port N"), waiting
+# for it (10 s at most).
+port_from_log() {
+    local i p
+    for i in $(seq 200); do
+        p=$(grep -o 'listening on port [0-9]*' "$1" 2> /dev/null | grep -o '[0-9]*$')
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
+
+PID=""
+PORT=""
+# start TARGET WORKLOAD: start a fresh server; sets PID and PORT. wspush
+# and the floor choose a free port themselves (-p 0) and print it.
+start() {
+    local log="$OUT/server.log"
+    : > "$log"
+    case $1 in
+    wspush) $ON_SERVER "$OUT/wspush" -q -b 127.0.0.1 -p 0 > "$log" 2>&1 & ;;
+    node)   PORT=$(free_port)
+            (cd "$NODE_DIR" && PORT=$PORT QUIET=1 exec $ON_SERVER node server.js) > "$log" 2>&1 & ;;
+    floor)  if [ "$2" = push ]; then $ON_SERVER "$OUT/floor" -r 0 > "$log" 2>&1 &
+            else $ON_SERVER "$OUT/floor" 0 > "$log" 2>&1 &
+            fi ;;
+    esac
+    PID=$!
+    if [ "$1" != node ]; then
+        PORT=$(port_from_log "$log") || { say "$1 did not start: $(tail -n 3 "$log")"; return 1; }
+    fi
+    wait_port "$PORT" || { say "$1 did not start: $(tail -n 3 "$log")"; return 1; }
+}
+
+stop() {
+    kill "$PID" 2> /dev/null
+    wait "$PID" 2> /dev/null
+}
+
+# The workloads: name, then wsbench's arguments.
+if [ "$SMOKE" = 1 ]; then
+    WORKLOADS=("rtt|rtt -n 500 -s 32" "tput64|tput -c 5 -w 4 -s 64 -t 1"
+               "tput60k|tput -c 2 -w 2 -s 60000 -t 1" "push|push -c 10 -w 4 -t 1"
+               "conns|conns -c 100" "churn|churn -c 2 -t 1")
+    TARGETS="wspush floor"
+    RUNS=1
+else
+    WORKLOADS=("rtt|rtt -n 20000 -s 32" "tput64|tput -c 50 -w 8 -s 64 -t 5"
+               "tput60k|tput -c 10 -w 4 -s 60000 -t 5" "push|push -c 100 -w 16 -t 5"
+               "conns|conns -c 1000" "churn|churn -c 8 -t 5")
+    TARGETS="wspush node floor"
+fi
+
+RAW=$OUT/raw.txt
+: > "$RAW"
+status=0
+for w in "${WORKLOADS[@]}"; do
+    name=${w%%|*}
+    args=${w#*|}
+    for target in $TARGETS; do
+        [ "$target" = node ] && [ -z "$NODE_DIR" ] && continue
+        # The floor holds no state per client, and has no close handshake:
+        # in churn its clients close first and fill up with TIME_WAIT.
+        [ "$target" = floor ] && { [ "$name" = conns ] || [ "$name" = churn ]; } && continue
+        for run in $(seq "$RUNS"); do
+            start "$target" "$name" || { status=1; continue; }
+            floor_flag=""
+            [ "$target" = floor ] && floor_flag=-f
+            # shellcheck disable=SC2086
+            line=$($ON_CLIENT "$OUT/wsbench" $args -p "$PORT" -x "$PID" -l "$target" $floor_flag 2> "$OUT/client.err")
+            rc=$?
+            stop
+            say "$name run $run: $line"
+            echo "$name $run $line" >> "$RAW"
+            if [ $rc -ne 0 ] || ! [[ $line == *" errors=0"* ]]; then
+                status=1
+                [ "$SMOKE" = 1 ] || say "  errors: $(head -n 3 "$OUT/client.err")"
+            fi
+            if [ "$SMOKE" = 1 ]; then
+                if [ $rc -eq 0 ] && [[ $line == *" errors=0"* ]]; then
+                    say "PASS: bench smoke: $name against $target (${line#*rate=})"
+                else
+                    say "FAIL: bench smoke: $name against $target: $(head -n 2 "$OUT/client.err") $line"
+                fi
+            fi
+        done
+    done
+done
+[ "$SMOKE" = 1 ] && exit $status
+
+# median WORKLOAD TARGET FIELD: the median of that field over the runs.
+median() {
+    grep "^$1 " "$RAW" | grep " target=$2 " | grep -o " $3=[0-9.]*" | cut -d= -f2 | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+# check VALUE OP LIMIT: "met" or "MISSED".
+check() { awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+    if (v == "-" || v == "") { print "n/a"; exit }
+    ok = (op == ">=") ? v >= l : v <= l; print ok ? "met" : "MISSED" }'; }
+
+MD=$OUT/results.md
+{
+    say "| workload | metric | wspush | article's server | floor | wspush / article's | target | |"
+    say "|---|---|---:|---:|---:|---:|---|---|"
+    row() {   # workload metric field label target-op target-value floor-too
+        local w=$1 f=$2 label=$3 op=$4 lim=$5
+        local a b c r
+        a=$(median "$w" wspush "$f")
+        b=$(median "$w" node "$f")
+        c=$(median "$w" floor "$f")
+        r=$(ratio "$a" "$b")
+        say "| $w | $label | ${a:--} | ${b:-${NODE_WHY:+n/a}} | ${c:--} | $r | $op $lim x | $(check "$r" "$op" "$lim") |"
+    }
+    row rtt p50_us "round trip p50, µs" "<=" 0.5
+    row rtt p99_us "round trip p99, µs" "<=" 0.5
+    row tput64 rate "64 B messages/s" ">=" 10
+    row tput60k rate "60000 B messages/s" ">=" 5
+    row push rate "deliveries/s" ">=" 5
+    row churn rate "connect-echo-close cycles/s" ">=" 3
+    a=$(median conns wspush server_peak_rss_kb)
+    b=$(median conns node server_peak_rss_kb)
+    r=$(ratio "$a" "$b")
+    say "| conns | peak RSS with 1000 clients, KiB | ${a:--} | ${b:--} | - | $r | <= 0.2 x | $(check "$r" "<=" 0.2) |"
+    a=$(median tput64 wspush server_cpu_ns)
+    c=$(median tput64 floor server_cpu_ns)
+    r=$(ratio "$a" "$c")
+    say "| tput64 | server CPU per message, ns | ${a:--} | $(median tput64 node server_cpu_ns) | ${c:--} | (vs floor) $r | <= 1.5 x floor | $(check "$r" "<=" 1.5) |"
+    a=$(median push wspush server_cpu_ns)
+    c=$(median push floor server_cpu_ns)
+    say "| push | server CPU per delivery, ns | ${a:--} | $(median push node server_cpu_ns) | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
+    say ""
+    say "Medians of $RUNS runs; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $(date -u +%Y-%m-%d)."
+    [ -n "$NODE_WHY" ] && say "The article's server was not run: $NODE_WHY."
+} > "$MD"
+cat "$MD"
+say ""
+say "raw results: $RAW; table: $MD"
+exit $status
