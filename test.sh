@@ -52,6 +52,19 @@ build() {
 
 have() { command -v "$1" > /dev/null 2>&1; }
 
+# logs_clean TAG WHAT PATTERN: one result for the server logs of the runs
+# tagged TAG: passed if there were some and none matches PATTERN.
+logs_clean() {
+    local runs bad
+    runs=$(ls "$OUT/$1"-*.log 2> /dev/null | wc -l)
+    bad=$(grep -lE "$3" "$OUT/$1"-*.log 2> /dev/null | tr '\n' ' ')
+    if [ "$runs" -gt 0 ] && [ -z "$bad" ]; then
+        pass "$2: no errors or leaks in $runs server runs"
+    else
+        fail "$2: reports in ${bad:-(no logs)}"
+    fi
+}
+
 STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror -O2"
 SANITIZE="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 
@@ -115,12 +128,7 @@ if cc -std=c99 $SANITIZE -o wspush-asan wspush.c sha1.c 2> "$OUT/asan-build.err"
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "limits (sanitizers)" 600 python3 tests/limits.py
     WSPUSH=./wspush-asan WSPUSH_TAG=asan run "admin (sanitizers)" 300 python3 tests/admin.py
     unset ASAN_OPTIONS UBSAN_OPTIONS
-    runs=$(ls "$OUT"/asan-*.log 2> /dev/null | wc -l)
-    if [ "$runs" -gt 0 ] && ! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$OUT"/asan-*.log; then
-        pass "sanitizers: no errors or leaks in $runs server runs"
-    else
-        fail "sanitizers: reports in $(grep -lE 'Sanitizer|runtime error:' "$OUT"/asan-*.log | tr '\n' ' ')"
-    fi
+    logs_clean asan sanitizers 'ERROR: (Address|Leak)Sanitizer|runtime error:'
 else
     fail "build: wspush with -fsanitize=address,undefined"
 fi
@@ -130,12 +138,7 @@ if have valgrind; then
     rm -f "$OUT"/valgrind-*.log
     WSPUSH="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible ./wspush" \
         WSPUSH_TAG=valgrind run "scenario (valgrind)" 600 python3 tests/scenario.py --core
-    runs=$(ls "$OUT"/valgrind-*.log 2> /dev/null | wc -l)
-    if [ "$runs" -gt 0 ] && ! grep -lE '^==[0-9]+== ' "$OUT"/valgrind-*.log; then
-        pass "valgrind: no errors or leaks in $runs server runs"
-    else
-        fail "valgrind: reports in $(grep -lE '^==[0-9]+== ' "$OUT"/valgrind-*.log | tr '\n' ' ')"
-    fi
+    logs_clean valgrind valgrind '^==[0-9]+== '
 else
     skip "valgrind is not installed"
 fi

@@ -1710,24 +1710,26 @@ static void cmd_get_connections(struct conn *c, const struct request *r)
     }
 }
 
-/* Only admins push; a user who tries gets an error and nothing is sent. */
-static int may_push(struct conn *c)
+/* Only admins push, and a push needs its text. Returns 1 if c may send
+ * r, else answers with the reason (nothing is sent) and returns 0. */
+static int may_push(struct conn *c, const struct request *r)
 {
-    if (c->role == ROLE_ADMIN)
-        return 1;
-    reply_error(c, "only an admin may push; send \"get connections\" first");
-    return 0;
+    if (c->role != ROLE_ADMIN) {
+        reply_error(c, "only an admin may push; send \"get connections\" first");
+        return 0;
+    }
+    if (r->text.p == NULL) {
+        reply_error(c, "a push needs a \"text\" string");
+        return 0;
+    }
+    return 1;
 }
 
 /* {"req":"push a user","userkey":K,"text":T}: T goes to K alone. */
 static void cmd_push_a_user(struct conn *c, const struct request *r)
 {
-    if (!may_push(c))
+    if (!may_push(c, r))
         return;
-    if (r->text.p == NULL) {
-        reply_error(c, "\"push a user\" needs a \"text\" string");
-        return;
-    }
     struct conn *target = conn_find(r->userkey);
     if (target == NULL) {
         /* The user has gone: say so and send the fresh list. */
@@ -1745,12 +1747,8 @@ static void cmd_push_a_user(struct conn *c, const struct request *r)
 /* {"req":"push all","text":T}: T goes to every user. */
 static void cmd_push_all(struct conn *c, const struct request *r)
 {
-    if (!may_push(c))
+    if (!may_push(c, r))
         return;
-    if (r->text.p == NULL) {
-        reply_error(c, "\"push all\" needs a \"text\" string");
-        return;
-    }
     int sent = 0;
     for (struct conn *o = oldest; o != NULL; o = o->next)
         if (o->role == ROLE_USER && o->state == CONN_OPEN &&
