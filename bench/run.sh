@@ -16,7 +16,11 @@ cd "$(dirname "$0")/.." || exit 1
 OUT=bench/out
 mkdir -p "$OUT"
 RUNS=${RUNS:-3}
+# The article's server: $WSPUSH_SEED, or shared/seed beside the checkout
+# (or one level further up).
 SEED=${WSPUSH_SEED:-../shared/seed}
+[ -z "${WSPUSH_SEED:-}" ] && [ ! -f "$SEED/server.js" ] && [ -f ../../shared/seed/server.js ] &&
+    SEED=../../shared/seed
 SMOKE=0
 [ "${1:-}" = --smoke ] && SMOKE=1
 

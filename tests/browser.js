@@ -15,7 +15,7 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn } = require('child_process');
-const { ROOT, OUT, test, expect, startServer, finish, skipped, report } = require('./harness');
+const { ROOT, OUT, test, expect, startServer, seedDir, finish, skipped, report } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(OUT, 'screenshots');
@@ -163,10 +163,9 @@ async function phaseA(context) {
 
 // The article's two pages, exactly as printed, from its text.
 function articlePages() {
-  const seed = process.env.WSPUSH_SEED || path.join(ROOT, '..', 'shared', 'seed');
-  const file = path.join(seed, 'article.txt');
-  if (!fs.existsSync(file)) return null;
-  const text = fs.readFileSync(file, 'utf8');
+  const seed = seedDir().dir;
+  if (!seed) return null;
+  const text = fs.readFileSync(path.join(seed, 'article.txt'), 'utf8');
   const pages = [...text.matchAll(/<!DOCTYPE html>[\s\S]*?<\/html>\n<script>[\s\S]*?<\/script>\n/g)]
     .map((m) => m[0]);
   if (pages.length !== 2 || !pages[0].includes('Websocket - User') ||
@@ -179,7 +178,8 @@ const JQUERY_CDN = 'https://ajax.googleapis.com/ajax/libs/jquery/3.4.0/jquery.mi
 async function phaseB(context) {
   const pages = articlePages();
   if (!pages) {
-    skipped('browser: the article\'s own pages', 'article.txt not found (set WSPUSH_SEED)');
+    skipped('browser: the article\'s own pages',
+            `article.txt is in none of ${seedDir().places.join(', ')} (set WSPUSH_SEED)`);
     return;
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wspush-article-'));

@@ -68,8 +68,17 @@ function startServer(args = [], name = 'node') {
   });
 }
 
+// The folder with the article's text and server: $WSPUSH_SEED, or
+// shared/seed beside the checkout (or one level further up).
+function seedDir() {
+  const places = process.env.WSPUSH_SEED ? [process.env.WSPUSH_SEED]
+    : [path.join(ROOT, '..', 'shared', 'seed'), path.join(ROOT, '..', '..', 'shared', 'seed')];
+  const found = places.find((p) => fs.existsSync(path.join(p, 'article.txt')));
+  return { dir: found || null, places };
+}
+
 function finish() {
   process.exitCode = failures ? 1 : 0;
 }
 
-module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, finish };
+module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, seedDir, finish };

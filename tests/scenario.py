@@ -18,8 +18,8 @@ import tempfile
 import time
 
 from wsclient import (OP_TEXT, ROOT, OUT, Client, HandshakeRefused, Server, case,
-                      expect, finish, http_request, report, skipped, upgrade_request,
-                      TIMEOUT)
+                      expect, finish, http_request, report, seed_dir, skipped,
+                      upgrade_request, TIMEOUT)
 
 K1 = "WPe1I4D4U6JMtgVLnU+KmA=="     # the keys from the article's logs
 K2 = "95Bq/gTa7rowHRfqc1M9HA=="
@@ -93,13 +93,13 @@ def article_scenario(port, presence):
 def node_server():
     """Start the article's server.js in a temporary folder; returns
     (process, port, folder), or a reason it cannot run."""
-    seed = os.environ.get("WSPUSH_SEED", os.path.join(ROOT, "..", "shared", "seed"))
-    server_js = os.path.join(seed, "server.js")
+    seed, places = seed_dir()
     modules = os.path.join(ROOT, "tests", "node_modules", "websocket")
     if shutil.which("node") is None:
         return "node is not installed"
-    if not os.path.exists(server_js):
-        return "the article's server.js is not at %s (set WSPUSH_SEED)" % seed
+    if seed is None:
+        return "the article's server.js is in none of %s (set WSPUSH_SEED)" % places
+    server_js = os.path.join(seed, "server.js")
     if not os.path.isdir(modules):
         return "npm package websocket missing (cd tests && npm ci)"
     folder = tempfile.mkdtemp(prefix="wspush-node-")

@@ -32,6 +32,19 @@ OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 failures = 0
 
 
+def seed_dir():
+    """The folder with the article's server.js and text: $WSPUSH_SEED, or
+    shared/seed beside the checkout (or one level further up). Returns
+    (folder or None, the places looked at)."""
+    places = [os.environ["WSPUSH_SEED"]] if os.environ.get("WSPUSH_SEED") else [
+        os.path.join(ROOT, "..", "shared", "seed"),
+        os.path.join(ROOT, "..", "..", "shared", "seed")]
+    for place in places:
+        if os.path.exists(os.path.join(place, "server.js")):
+            return os.path.abspath(place), places
+    return None, places
+
+
 def report(name, ok, why=""):
     """Print one result line; remember failures for the exit status."""
     global failures
