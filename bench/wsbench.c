@@ -606,7 +606,9 @@ static void loop(int (*done)(void), int64_t deadline)
                     continue;
                 }
             }
-            if (evs[i].events & EPOLLOUT)
+            /* What reading made us want to send goes out now, not after
+             * every other event: the server is not kept waiting. */
+            if ((evs[i].events & EPOLLOUT) || p->out.len > p->out.off)
                 peer_write(p);
             if (p->fd >= 0)
                 watch(p);
