@@ -141,15 +141,17 @@ fi
 RAW=$OUT/raw.txt
 : > "$RAW"
 status=0
+# Runs take turns (run 1 of each server, then run 2 ...), so that a slow
+# spell of the machine falls on all the servers compared, not on one.
 for w in "${WORKLOADS[@]}"; do
     name=${w%%|*}
     args=${w#*|}
-    for target in $TARGETS; do
-        [ "$target" = node ] && [ -z "$NODE_DIR" ] && continue
-        # The floor holds no state per client, and has no close handshake:
-        # in churn its clients close first and fill up with TIME_WAIT.
-        [ "$target" = floor ] && { [ "$name" = conns ] || [ "$name" = churn ]; } && continue
-        for run in $(seq "$RUNS"); do
+    for run in $(seq "$RUNS"); do
+        for target in $TARGETS; do
+            [ "$target" = node ] && [ -z "$NODE_DIR" ] && continue
+            # The floor holds no state per client and has no close handshake:
+            # in churn its clients close first and fill up with TIME_WAIT.
+            [ "$target" = floor ] && { [ "$name" = conns ] || [ "$name" = churn ]; } && continue
             start "$target" "$name" || { status=1; continue; }
             floor_flag=""
             [ "$target" = floor ] && floor_flag=-f
