@@ -20,8 +20,9 @@
  *   {"req":"get my key"}                       -> the sender's own KEY
  *   anything malformed                         -> {"resp":"error",...}
  * "get connections" makes the sender an admin, if it may be one: it
- * carries the -t token, or it comes from this machine. Admins are told
- * the fresh list whenever someone joins or leaves.
+ * carries the -t token, or (without one) it comes from this machine, or
+ * -A lets anyone. Admins are told the fresh list whenever someone joins
+ * or leaves, and only admins may push.
  *
  * One thread runs one select() loop over non-blocking sockets, so no
  * client can stall another. Static pages come from www/ on plain GETs.
