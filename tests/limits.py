@@ -193,6 +193,27 @@ def test_push_to_stuck_user():
         adm.close()
 
 
+@case("backpressure: pings from a client that never reads its pongs end in 1008")
+def test_ping_flood():
+    with Server("-q", "-s", "65536", name="ping-flood") as srv:
+        c = Client(srv.port)
+        ping = Client.frame(OP_PING, b"p" * 125)
+        c.sock.settimeout(0.5)
+        for _ in range(200):                  # at most 26 MB of pings
+            try:
+                c.sock.sendall(ping * 1000)
+            except (socket.timeout, OSError):
+                break
+        code = None
+        try:
+            code, _ = c.expect_close(20)
+        except (EOFError, ConnectionResetError, TimeoutError):
+            pass
+        expect(code == 1008, "close code %r" % code)
+        expect(srv.wait_log("is not reading"), "not logged")
+        expect(rss_kb(srv) < 40 * 1024, "server peak memory %d KiB" % rss_kb(srv))
+
+
 @case("-m: a message over the limit gets 1009, and nothing is allocated for it")
 def test_max_message():
     with Server("-m", "1000", name="max-message") as srv:
@@ -308,6 +329,7 @@ def main():
     test_heartbeat()
     test_backpressure()
     test_push_to_stuck_user()
+    test_ping_flood()
     test_max_message()
     test_thousand()
     test_emfile()
