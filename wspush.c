@@ -1962,7 +1962,8 @@ static void conn_send_close(struct conn *c, unsigned code, const char *why)
     }
     /* The close frame goes out even past the queue limit: it is small,
      * and the deadline ends the connection if the peer never reads it.
-     * Without memory for it, the connection just closes. */
+     * Without memory for it, the connection just closes: dirty makes
+     * conn_flush() stop sending and finish the goodbye either way. */
     queue_frame(c, OP_CLOSE, payload, n);
     c->dirty = 1;
     conn_closing(c);
@@ -2438,9 +2439,9 @@ static void serve(int lfd)
         now_ms = clock_ms();
         if (ready > 0)
             busy_until = now_ms + BUSY_POLL_MS;
-        if (ready < 0 && errno != EINTR)
-            log_line(1, "select: %s", strerror(errno));
-        if (ready < 0) {
+        if (ready < 0) {            /* a signal (EINTR), or a real error */
+            if (errno != EINTR)
+                log_line(1, "select: %s", strerror(errno));
             FD_ZERO(&rfds);
             FD_ZERO(&wfds);
         }
@@ -2448,11 +2449,11 @@ static void serve(int lfd)
             accept_clients(lfd);
         /* Round 0 reads the sockets select() found readable. Later rounds
          * read again those that had something to say: a busy client has
-         * often sent more by then. That pays while the speakers are few
-         * (one admin among many users): a read() that finds nothing costs
-         * far less than a select() over every socket. When many speak,
-         * select() is shared among them anyway. READ_ROUNDS bounds how
-         * long the quiet ones wait for their turn. */
+         * often sent more by then. That pays while the speakers are few,
+         * at most one socket in eight (one admin among many users): a
+         * read() that finds nothing costs far less than a select() over
+         * every socket. When many speak, select() is shared among them
+         * anyway. READ_ROUNDS bounds how long the quiet ones wait. */
         int again = 1;
         for (int round = 0; round < READ_ROUNDS && again; round++) {
             int speakers = 0;
@@ -2460,6 +2461,8 @@ static void serve(int lfd)
                 struct conn *c = &conns[i];
                 if (c->state == CONN_FREE)
                     continue;
+                if (round == 0 && !FD_ISSET(c->fd, &rfds))
+                    c->spoke = 0;       /* not heard this time round */
                 if (round == 0 ? FD_ISSET(c->fd, &rfds) : c->spoke) {
                     c->spoke = conn_read(c);
                     speakers += c->spoke;
