@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 
-from wsclient import (OP_TEXT, Client, HandshakeRefused, Server, case, expect, finish,
+from wsclient import (Client, HandshakeRefused, Server, case, expect, finish,
                       report, skipped)
 
 TOKEN = "correct horse battery staple"

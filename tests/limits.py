@@ -11,7 +11,7 @@ import socket
 import struct
 import time
 
-from wsclient import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Client, HandshakeRefused,
+from wsclient import (OP_PING, OP_PONG, OP_TEXT, Client, HandshakeRefused,
                       Server, case, expect, finish, upgrade_request, new_key, TIMEOUT)
 
 

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from wsclient import (OP_TEXT, ROOT, OUT, Client, HandshakeRefused, Server, case,
+from wsclient import (OP_TEXT, ROOT, Client, HandshakeRefused, Server, case,
                       expect, finish, http_request, report, seed_dir, skipped,
                       upgrade_request, TIMEOUT)
 
