@@ -1,7 +1,7 @@
 /* fuzz_frame.c -- libFuzzer harness for the frame decoder with its UTF-8
  * check and close payloads. The first input byte picks the settings; the
  * rest is the client's byte stream. It is decoded twice, all at once and
- * in pieces the way conn_read() keeps leftovers, and the two must agree.
+ * in pieces the way conn_input() keeps leftovers, and the two must agree.
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined \
  *            -o fuzz_frame tests/fuzz/fuzz_frame.c sha1.c */
 #define WSPUSH_NO_MAIN
@@ -46,34 +46,35 @@ static uint64_t run(const uint8_t *stream, size_t len, size_t piece,
             if (r == PARSE_MORE)
                 break;
             if (r == PARSE_FAIL) {
-                if (f.code < 1000 || f.code > 1011 || f.why == NULL)
+                if (f.code < 1002 || f.code > 1011 || f.why == NULL)
                     abort();
                 h = mix(h, &f.code, sizeof f.code);
                 free(buf);
                 buf_free(&d.msg);
                 return h;
             }
+            if (!d.ready)
+                continue;
             if (d.data_len > max_message && d.opcode < OP_CLOSE)
                 abort();
-            if (d.opcode == OP_TEXT) {  /* text handed out is UTF-8 */
-                struct utf8 u = { 0, 0, 0 };
-                if (utf8_check(&u, d.data, d.data_len) < 0 || !utf8_complete(&u))
-                    abort();
-            }
+            if (d.opcode == OP_TEXT && !utf8_valid(d.data, d.data_len))
+                abort();                /* text handed out is UTF-8 */
             if (d.opcode == OP_BINARY && text_only)
                 abort();
             if (d.opcode == OP_CLOSE) {
                 unsigned code;
                 struct failure cf;
+                /* §7.4: only codes a peer may send get through */
                 if (close_parse(d.data, d.data_len, &code, &cf) == PARSE_DONE &&
-                    code != CLOSE_NO_STATUS && !close_code_valid(code))
+                    code != CLOSE_NO_STATUS && !((code >= 1000 && code <= 1003) ||
+                    (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)))
                     abort();
             }
             h = mix(h, &d.opcode, sizeof d.opcode);
             h = mix(h, d.data, d.data_len);
         }
         have = avail - pos;
-        if (have >= MAX_FRAME_HEADER)       /* conn_read() relies on this */
+        if (have >= MAX_FRAME_HEADER)       /* conn_input() relies on this */
             abort();
         memcpy(left, buf + pos, have);
         free(buf);

@@ -32,11 +32,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (http_check(&r, &kind, &f) == PARSE_DONE) {
             if (kind == HTTP_UPGRADE) {
-                char accept[ACCEPT_LEN + 1];
+                char accept_key[ACCEPT_LEN + 1];
+                unsigned char digest[SHA1_DIGEST_LEN];
                 if (!ws_key_valid(r.ws_key))
                     abort();
-                ws_accept(r.ws_key, accept);
-                if (strlen(accept) != ACCEPT_LEN)
+                ws_accept(r.ws_key, accept_key, digest);
+                if (strlen(accept_key) != ACCEPT_LEN)
                     abort();
             } else {
                 /* Never leave the www folder: no absolute path, no
