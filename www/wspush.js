@@ -1,37 +1,70 @@
 // wspush.js -- what user.html and admin.html share: finding the server,
-// one WebSocket that reconnects by itself, the status badge, and a log
-// that shows text from the network as text (textContent, never innerHTML,
-// so a pushed "<img onerror=...>" is only ever characters on the screen).
+// one WebSocket that reconnects by itself, the status badge, the wire
+// panel, and a log that shows text from the network as text (textContent,
+// never innerHTML, so a pushed "<img onerror=...>" stays characters).
 'use strict';
 
 const wspush = (() => {
-  // Where the server is: ?ws=URL if given; the page's own host and port
-  // when wspush served the page (its answers say "Server: wspush"); else
-  // port 8080 on the page's host (pages served by XAMPP, or opened as files).
-  async function serverUrl() {
-    const given = new URLSearchParams(location.search).get('ws');
-    if (given) return given;
+  // Where the server is. A page that wspush served talks to that server
+  // only (its Content-Security-Policy says so too), and ?ws= is ignored:
+  // a link must not point the page elsewhere. A page served by another
+  // web server (XAMPP, say) or opened as a file uses ?ws=URL if given,
+  // else wss://host/ws over https (a proxy in front of wspush), else port
+  // 8080 of the page's host. Returns { url, own }.
+  async function findServer() {
     const host = location.hostname || 'localhost';
     if (location.protocol === 'http:' || location.protocol === 'https:') {
       try {
         const res = await fetch(location.pathname, { method: 'HEAD', cache: 'no-store' });
         if (res.headers.get('Server') === 'wspush') {
-          return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/';
+          const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+          return { url: scheme + location.host + '/ws', own: true };
         }
       } catch (e) {
-        // no answer: fall through to the usual port
+        // no answer: another web server, or none
       }
     }
-    return 'ws://' + (host.includes(':') ? '[' + host + ']' : host) + ':8080/';
+    const given = new URLSearchParams(location.search).get('ws');
+    if (given) return { url: given, own: false };
+    if (location.protocol === 'https:') return { url: 'wss://' + location.host + '/ws', own: false };
+    return { url: 'ws://' + (host.includes(':') ? '[' + host + ']' : host) + ':8080/ws', own: false };
+  }
+
+  // The wire panel: every message as it went over the wire, when the
+  // "Show the wire" box is ticked (at most 500 lines are kept).
+  function wireLine(dir, text) {
+    const box = document.getElementById('wire-on');
+    const list = document.getElementById('wire');
+    if (!box || !box.checked) return;
+    const item = document.createElement('li');
+    item.className = dir === '->' ? 'sent' : 'received';
+    const arrow = document.createElement('b');
+    arrow.textContent = dir === '->' ? 'sent ' : 'received ';
+    const body = document.createElement('code');
+    body.textContent = text;
+    item.append(arrow, body);
+    list.append(item);
+    while (list.children.length > 500) list.firstChild.remove();
+    item.scrollIntoView({ block: 'nearest' });
+  }
+
+  function setupWire() {
+    const box = document.getElementById('wire-on');
+    if (!box) return;
+    box.addEventListener('change', () => {
+      document.getElementById('wire').hidden = !box.checked;
+    });
   }
 
   // Keep one connection to the server open, reconnecting after 1, 2, 4 ...
-  // up to 30 seconds. handlers: open(), message(obj), status(state, text).
-  // Returns { send(obj) }; send() reports false while not connected.
+  // up to 30 seconds; not after close 4000 (a teacher's kick) or stop().
+  // handlers: open(), message(obj), status(state, text), kicked(reason).
+  // Returns { send(obj), reconnect(), server() }.
   function connect(handlers) {
     let socket = null;
     let delay = 1;
-    let url = null;
+    let server = null;
+    let timer = null;
 
     function setStatus(state, text) {
       const badge = document.getElementById('status');
@@ -41,24 +74,35 @@ const wspush = (() => {
     }
 
     async function open() {
-      url = url || await serverUrl();
-      setStatus('connecting', 'connecting to ' + url);
-      socket = new WebSocket(url, 'echo-protocol');
-      socket.onopen = () => {
+      server = server || await findServer();
+      setStatus('connecting', 'connecting to ' + server.url);
+      socket = new WebSocket(server.url, 'echo-protocol');
+      // Every event goes to the console too, as on the tutorial's pages.
+      socket.onopen = (event) => {
+        console.log(event);
         delay = 1;
-        setStatus('open', 'connected to ' + url);
+        setStatus('open', 'connected to ' + server.url);
         handlers.open();
       };
+      socket.onerror = (event) => console.log(event);
       socket.onmessage = (event) => {
         let obj;
+        wireLine('<-', event.data);
         try {
           obj = JSON.parse(event.data);
         } catch (e) {
           obj = { resp: 'error', content: 'not JSON: ' + event.data };
         }
+        console.log(obj);
         handlers.message(obj);
       };
       socket.onclose = (event) => {
+        console.log(event);
+        if (event.code === 4000) {
+          setStatus('closed', 'closed by the teacher');
+          if (handlers.kicked) handlers.kicked(event.reason);
+          return;
+        }
         let left = delay;
         const why = event.code === 1006 ? 'no connection' : 'closed (' + event.code + ')';
         const tick = () => {
@@ -68,19 +112,31 @@ const wspush = (() => {
           }
           setStatus('closed', why + '; reconnecting in ' + left + ' s');
           left -= 1;
-          setTimeout(tick, 1000);
+          timer = setTimeout(tick, 1000);
         };
         tick();
         delay = Math.min(delay * 2, 30);
       };
     }
 
+    setupWire();
     open();
     return {
       send(obj) {
         if (!socket || socket.readyState !== WebSocket.OPEN) return false;
-        socket.send(JSON.stringify(obj));
+        const text = JSON.stringify(obj);
+        socket.send(text);
+        wireLine('->', text);
+        console.log(obj);
         return true;
+      },
+      reconnect() {
+        clearTimeout(timer);
+        delay = 1;
+        open();
+      },
+      server() {
+        return server;
       },
     };
   }
@@ -101,5 +157,5 @@ const wspush = (() => {
     item.scrollIntoView({ block: 'nearest' });
   }
 
-  return { serverUrl, connect, logLine };
+  return { findServer, connect, logLine };
 })();
