@@ -105,7 +105,7 @@ start() {
     local log="$OUT/server.log"
     : > "$log"
     case $1 in
-    wspush) $ON_SERVER "$OUT/wspush" -q -b 127.0.0.1 -p 0 > "$log" 2>&1 & ;;
+    wspush) $ON_SERVER "$OUT/wspush" -q -c 0 -b 127.0.0.1 -p 0 > "$log" 2>&1 & ;;
     node)   PORT=$(free_port)
             (cd "$NODE_DIR" && PORT=$PORT QUIET=1 exec $ON_SERVER node server.js) > "$log" 2>&1 & ;;
     floor)  if [ "$2" = push ]; then $ON_SERVER "$OUT/floor" -r 0 > "$log" 2>&1 &

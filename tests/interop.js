@@ -81,6 +81,20 @@ async function wsCloseCodes(url) {
   }
 }
 
+// ws sends 2000 messages of 60 KB in a loop (it buffers what the socket
+// will not take yet) and gets every one back, in order.
+async function wsFlood(jsonUrl) {
+  const ws = await wsOpen(jsonUrl);
+  const pad = 'y'.repeat(60000 - 8);
+  for (let i = 0; i < 2000; i++) ws.send(JSON.stringify({ req: 'text', text: String(i).padStart(8, '0') + pad }));
+  for (let i = 0; i < 2000; i++) {
+    const m = JSON.parse((await ws.next()).data);
+    expect(m.resp === 'text' && m.content.startsWith(String(i).padStart(8, '0')), `reply ${i} out of order`);
+  }
+  ws.close(1000);
+  expect((await ws.closed).code === 1000, 'closed cleanly after the flood');
+}
+
 async function wsServerCloses(jsonUrl) {
   const ws = await wsOpen(jsonUrl);
   ws.send(Buffer.from('binary'));
@@ -155,8 +169,9 @@ async function libScenario(url) {
   await test('ws: ping and pong', () => wsPing(e));
   await test('ws: every close code is echoed', () => wsCloseCodes(e));
   await test('ws: 1003 for binary in JSON mode; no subprotocol is fine', () => wsServerCloses(j));
+  await test('ws: 2000 messages of 60 KB sent in a loop all come back, in order', () => wsFlood(j), 120);
   await test('websocket: echo 0 B to 1 MiB in 1000-byte fragments, ping, close', () => libEcho(e));
-  await test('websocket: the article\'s scenario', () => libScenario(j));
+  await test('websocket: the tutorial\'s scenario', () => libScenario(j));
   await echo.stop();
   await json.stop();
   finish();

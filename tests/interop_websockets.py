@@ -68,19 +68,24 @@ async def close_codes(url):
         expect(ws.close_code == code, "code %d came back as %r" % (code, ws.close_code))
 
 
+async def closed_with(ws, code):
+    """Wait for the server to close ws; it must use this code, and must
+    not send anything first."""
+    try:
+        got = await asyncio.wait_for(ws.recv(), 10)
+    except websockets.ConnectionClosed as e:
+        expect(e.code == code, "closed with %r, expected %d" % (e.code, code))
+    else:
+        raise AssertionError("expected close %d, got a reply %r" % (code, got[:60]))
+
+
 async def server_closes(json_url, small_url):
     async with websockets.connect(json_url) as ws:
         await ws.send(b"binary")
-        try:
-            await ws.recv()
-        except websockets.ConnectionClosed as e:
-            expect(e.code == 1003, "binary in JSON mode: %r" % e.code)
+        await closed_with(ws, 1003)
     async with websockets.connect(small_url) as ws:
         await ws.send("x" * 2000)
-        try:
-            await ws.recv()
-        except websockets.ConnectionClosed as e:
-            expect(e.code == 1009, "over -m: %r" % e.code)
+        await closed_with(ws, 1009)
 
 
 async def scenario(url):
@@ -99,9 +104,21 @@ async def scenario(url):
             expect(json.loads(await adm.recv())["content"] == "Already sent.", "ack")
         await u1.send(json.dumps({"req": "text", "text": "echo me"}))
         expect(json.loads(await u1.recv()) == {"resp": "text", "content": "echo me"}, "echo")
-        await u2.close()
-        presence = json.loads(await adm.recv())
-        expect(keys[1] not in presence["content"], "presence after leave")
+        await u2.close()            # returns once the close handshake is done
+        await adm.send(json.dumps({"req": "push a user", "userkey": keys[1], "text": "late"}))
+        reply = json.loads(await adm.recv())
+        expect(reply == {"resp": "text", "content": "Refresh user list complete. Try again!"},
+               "push to a user who left: %r" % reply)
+
+
+async def kicked(url):
+    async with websockets.connect(url) as adm, websockets.connect(url) as user:
+        await adm.send(json.dumps({"req": "get connections"}))
+        roles = json.loads(await adm.recv())["content"]
+        key = [k for k, role in roles.items() if role == "user"][0]
+        await adm.send(json.dumps({"req": "kick", "userkey": key}))
+        await closed_with(user, 4000)
+        expect(user.close_reason == "closed by the teacher", "reason %r" % user.close_reason)
 
 
 def main():
@@ -121,7 +138,8 @@ def main():
         check("every close code is echoed", close_codes(echo_url))
         check("server closes with 1003 and 1009",
               server_closes(json_url, "ws://127.0.0.1:%d/" % small_srv.port))
-        check("the article's scenario", scenario(json_url))
+        check("the tutorial's scenario", scenario(json_url))
+        check("kick: close 4000 with its reason", kicked(json_url))
     finish()
 
 
