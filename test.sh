@@ -65,7 +65,7 @@ logs_clean() {
     fi
 }
 
-STRICT="-std=c99 -Wall -Wextra -Wpedantic -Werror -O2"
+STRICT="-std=c99 -Wall -Wextra -Wpedantic -Wshadow -Werror -O2"
 SANITIZE="-g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all"
 
 echo "== build"
@@ -97,6 +97,9 @@ run "conformance" 600 python3 tests/conformance.py
 run "limits" 300 python3 tests/limits.py
 run "static files" 120 python3 tests/static.py
 run "admin access and presence" 300 python3 tests/admin.py
+
+echo "== the lessons (lessons/01-05): builds, budgets, behaviour, hostile input under ASan"
+run "lessons" 300 python3 tests/lessons.py
 
 echo "== interop with independent clients"
 # Debian's python3-websockets lives with Debian's /usr/bin/python3.
@@ -147,7 +150,8 @@ echo "== fuzzing the parsers with libFuzzer, $FUZZ_SECONDS s each"
 if have clang && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; return (int)n * 0; }' \
         | clang -x c -fsanitize=fuzzer -o "$OUT/fuzz-probe" - > /dev/null 2>&1; then
     for h in handshake frame json; do
-        if clang -g -O1 -fsanitize=fuzzer,address,undefined -Wno-unused-function \
+        if clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+               -Wno-unused-function \
                -o "$OUT/fuzz_$h" "tests/fuzz/fuzz_$h.c" sha1.c 2> "$OUT/fuzz-build.err"; then
             # New inputs go to a scratch corpus in tests/out; the seeds stay as they are.
             mkdir -p "$OUT/corpus-$h"

@@ -13,6 +13,7 @@
 //    scenario; a push to a user who left reaches nobody; a user who joins
 //    between picking and pushing does not get the push. Our pages served
 //    by another web server, and as files.
+// L. lessons/05-push.c with the tutorial's pages: the same three cases.
 // C. The admin token: asked for, refused, accepted; not sent unseen to a
 //    server the page did not come from.
 // Screenshots go to tests/out/screenshots.
@@ -20,7 +21,7 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 const { ROOT, OUT, test, expect, startServer, seedDir, finish, skipped, report } = require('./harness');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -291,7 +292,7 @@ function articlePages() {
 
 const JQUERY_CDN = 'https://ajax.googleapis.com/ajax/libs/jquery/3.4.0/jquery.min.js';
 
-async function articlePhase(context, base, errors) {
+async function articlePhase(context, base, errors, who) {
   const options = (p) => p.$$eval('#user-list option', (os) => os.map((o) => [o.value, o.textContent]));
   const opened = () => typeof socket !== 'undefined' && socket.readyState === 1;
   const user = async () => {
@@ -301,7 +302,7 @@ async function articlePhase(context, base, errors) {
   };
   const rtext = (p) => p.textContent('#rtext');
   let u1, u2, admin;
-  await test('browser: the tutorial\'s pages, unchanged, pass the scenario against wspush', async () => {
+  await test(`browser: the tutorial's pages, unchanged, pass the scenario against ${who}`, async () => {
     u1 = await user();
     u2 = await user();
     admin = await openPage(context, base + '/admin.html', errors);
@@ -325,7 +326,7 @@ async function articlePhase(context, base, errors) {
     await u1.screenshot({ path: path.join(SHOTS, 'article-user.png') });
     await admin.screenshot({ path: path.join(SHOTS, 'article-admin.png') });
   });
-  await test('browser: the tutorial\'s admin page: a picked user who left gets nothing, nor does anyone', async () => {
+  await test(`browser: the tutorial's admin page and ${who}: a picked user who left gets nothing, nor does anyone`, async () => {
     const [, [k2]] = await options(admin);
     await admin.selectOption('#user-list', k2);
     await u2.close();
@@ -338,7 +339,7 @@ async function articlePhase(context, base, errors) {
                                 null, WAIT);
     expect(!(await rtext(u1)).includes('to the one who left'), 'user 1 got it');
   });
-  await test('browser: the tutorial\'s admin page: a user who joins before Push does not get it', async () => {
+  await test(`browser: the tutorial's admin page and ${who}: a user who joins before Push does not get it`, async () => {
     const [[k1]] = await options(admin);
     await admin.selectOption('#user-list', k1);
     const u3 = await user();
@@ -378,7 +379,7 @@ async function phaseB(context) {
   await context.route(JQUERY_CDN, (route) => route.fulfill({
     status: 200, contentType: 'text/javascript', body: jquery }));
   const errors = [];
-  await articlePhase(context, 'http://localhost:8080', errors);   // the pages say localhost
+  await articlePhase(context, 'http://localhost:8080', errors, 'wspush');   // the pages say localhost
   const thrown = errors.filter((e) => !/Failed to load resource/.test(e.text));
   report('browser: the tutorial\'s pages throw no errors', thrown.length === 0,
          thrown.map((e) => e.text).join(' | '));
@@ -411,7 +412,34 @@ async function phaseB(context) {
     }
   });
   await srv.stop();
+  await phaseL(context, dir);
   fs.rmSync(dir, { recursive: true });
+}
+
+// L. lessons/05-push.c on port 8080 with the tutorial's pages, served by
+// another web server (as XAMPP would).
+async function phaseL(context, dir) {
+  const binary = path.join(OUT, 'lesson-05-push');
+  execFileSync('cc', ['-o', binary, 'lessons/05-push.c', 'sha1.c'], { cwd: ROOT });
+  const log = fs.openSync(path.join(OUT, 'lesson-05-push.log'), 'w');
+  const lesson = spawn(binary, ['8080'], { stdio: ['ignore', log, log] });
+  const web = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir],
+                    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const port = await new Promise((resolve) => {
+    web.stdout.on('data', (d) => { const m = /port (\d+)/.exec(String(d)); if (m) resolve(+m[1]); });
+    setTimeout(() => resolve(0), 10000);
+  });
+  try {
+    const errors = [];
+    expect(port, 'the web server did not start');
+    await articlePhase(context, `http://localhost:${port}`, errors, 'lesson 5');
+    report('browser: the tutorial\'s pages throw no errors with lesson 5',
+           errors.filter((e) => !/Failed to load resource/.test(e.text)).length === 0,
+           errors.map((e) => e.text).join(' | '));
+  } finally {
+    web.kill();
+    lesson.kill();
+  }
 }
 
 async function phaseC(context) {

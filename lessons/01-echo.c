@@ -1,0 +1,80 @@
+/* 01-echo.c -- lesson 1: a TCP echo server, one client at a time.
+ *
+ * New: the server side of the tutorial's walkthrough, in its order:
+ *   socket()  create a socket file descriptor, sockfd;
+ *   bind()    bind sockfd with an address and a port;
+ *   listen()  listen for connection attempts;
+ *   accept()  complete the TCP handshake: the client gets a socket of its own;
+ * then read() and write() on that socket until the client closes.
+ * Build: cc -o echo lessons/01-echo.c        Run: ./echo 8080
+ * Try:   nc 127.0.0.1 8080, type a line: it comes back. Start a second nc
+ *        at the same time: it waits until the first one quits.
+ * Left out: more than one client at a time (lesson 2; serve() in wspush.c). */
+#define _POSIX_C_SOURCE 200809L
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+/* Write all n bytes of p: write() may take fewer than asked. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long port = argc > 1 ? strtol(argv[1], NULL, 10) : 8080;
+    struct sockaddr_in addr;
+    char buf[4096];
+    int on = 1;
+    if (port < 1 || port > 65535) {
+        fprintf(stderr, "usage: echo [PORT]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);   /* a client that left: write() fails, we go on */
+    /* 1. socket(): create a socket file descriptor, sockfd. */
+    int sockfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (sockfd < 0)
+        die("socket");
+    setsockopt(sockfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  /* restart at once */
+    /* 2. bind(): bind sockfd with an address (any of this machine's) and a port. */
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons((unsigned short)port);
+    if (bind(sockfd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        die("bind");
+    /* 3. listen(): listen for connection attempts; 16 may wait in line. */
+    if (listen(sockfd, 16) < 0)
+        die("listen");
+    printf("Server is listening on port %ld\n", port);
+    fflush(stdout);
+    for (;;) {
+        /* 4. accept(): take the next client; it gets a socket of its own. */
+        int client = accept(sockfd, NULL, NULL);
+        if (client < 0)
+            continue;
+        ssize_t n;
+        /* read() returns 0 when the client closes, -1 on an error. */
+        while ((n = read(client, buf, sizeof buf)) > 0 && write_all(client, buf, (size_t)n) == 0)
+            continue;
+        close(client);
+    }
+}
