@@ -1,10 +1,18 @@
+# Makefile -- "make run" builds wspush and serves on port 8080; "make test"
+# runs every test. The one-command build needs no make at all:
+#     cc -O2 -o wspush wspush.c sha1.c
 CC ?= cc
 CFLAGS ?= -std=c99 -Wall -Wextra -Wpedantic -O2
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+MANDIR = $(PREFIX)/share/man/man1
+WWWDIR = $(PREFIX)/share/wspush/www
 
 all: wspush
 
 wspush: wspush.c sha1.c sha1.h
-	$(CC) $(CFLAGS) -o $@ wspush.c sha1.c
+	$(CC) $(CFLAGS) -DWWW_INSTALLED='"$(WWWDIR)"' -o $@ wspush.c sha1.c
 
 run: wspush
 	./wspush -p 8080
@@ -18,7 +26,27 @@ sanitize: wspush.c sha1.c sha1.h
 bench:
 	bench/run.sh
 
+# Apply each deliberate bug of tests/mutants.txt to a copy of wspush.c and
+# run the tests that should catch it; fails if one survives.
+mutate:
+	python3 tests/mutate.py
+
+# The binary, the man page, and the pages an installed wspush serves when
+# there is no ./www (PREFIX=/usr/local; DESTDIR for packaging).
+install: wspush
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(WWWDIR)
+	cp wspush $(DESTDIR)$(BINDIR)/wspush
+	chmod 755 $(DESTDIR)$(BINDIR)/wspush
+	cp wspush.1 $(DESTDIR)$(MANDIR)/wspush.1
+	chmod 644 $(DESTDIR)$(MANDIR)/wspush.1
+	cp www/* $(DESTDIR)$(WWWDIR)/
+	chmod 644 $(DESTDIR)$(WWWDIR)/*
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/wspush $(DESTDIR)$(MANDIR)/wspush.1
+	rm -rf $(DESTDIR)$(PREFIX)/share/wspush
+
 clean:
 	rm -f wspush wspush-asan tests/unit
 
-.PHONY: all run test sanitize bench clean
+.PHONY: all run test sanitize bench mutate install uninstall clean
