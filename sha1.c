@@ -1,5 +1,12 @@
 /* sha1.c -- SHA-1 from FIPS 180-4 §6.1 and base64 from RFC 4648 §4.
  *
+ * This is free and unencumbered software released into the public domain.
+ * Anyone is free to copy, modify, publish, use, compile, sell, or
+ * distribute this software, either in source code form or as a compiled
+ * binary, for any purpose, commercial or non-commercial, and by any means.
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND (the
+ * Unlicense: https://unlicense.org; its full text is in LICENSE).
+ *
  * SHA-1 cuts the message into 64-byte blocks. Each block is stretched
  * into 80 words W[t] and stirred into five 32-bit words of state with
  * 80 rounds of additions, rotations and one of three bit functions. The

@@ -1,5 +1,12 @@
 /* sha1.h -- SHA-1 (FIPS 180-4) and base64 (RFC 4648 §4) for wspush.
  *
+ * This is free and unencumbered software released into the public domain.
+ * Anyone is free to copy, modify, publish, use, compile, sell, or
+ * distribute this software, either in source code form or as a compiled
+ * binary, for any purpose, commercial or non-commercial, and by any means.
+ * THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND (the
+ * Unlicense: https://unlicense.org; its full text is in LICENSE).
+ *
  * WebSocket needs both exactly once per connection: the server proves it
  * read the handshake by answering base64(SHA-1(key + GUID)) (RFC 6455
  * §4.2.2). SHA-1 is broken for signatures; here it is only a checksum
