@@ -52,6 +52,11 @@ build() {
 
 have() { command -v "$1" > /dev/null 2>&1; }
 
+# What is missing here, said once at the end with the one command that
+# installs it all.
+MISSING=""
+missing() { MISSING="$MISSING $*"; }
+
 # logs_clean TAG WHAT PATTERN: one result for the server logs of the runs
 # tagged TAG: passed if there were some and none matches PATTERN.
 logs_clean() {
@@ -102,24 +107,64 @@ echo "== the lessons (lessons/01-05): builds, budgets, behaviour, hostile input 
 run "lessons" 300 python3 tests/lessons.py
 
 echo "== interop with independent clients"
+# The npm peers install themselves from the lock file when npm is here.
+if have npm && [ ! -d tests/node_modules/playwright-core ]; then
+    echo "installing the npm peers: (cd tests && npm ci)"
+    (cd tests && npm ci --no-audit --no-fund > ../"$OUT/npm-ci.out" 2>&1) || tail -n 5 "$OUT/npm-ci.out"
+fi
+NODE_OK=""
+if have node; then
+    node_major=$(node -p 'process.versions.node.split(".")[0]')
+    if [ "$node_major" -ge 20 ]; then
+        NODE_OK=yes
+    else
+        fail "node $(node --version) is too old: playwright-core needs Node 20 or later (Debian 12 ships 18: install Node 20 from NodeSource, or with nvm)"
+    fi
+else
+    missing nodejs npm
+fi
 # Debian's python3-websockets lives with Debian's /usr/bin/python3.
 SYSPY=python3
 [ -x /usr/bin/python3 ] && SYSPY=/usr/bin/python3
 run "interop: python websockets" 300 "$SYSPY" tests/interop_websockets.py
-if have node && [ -d tests/node_modules/ws ] && [ -d tests/node_modules/websocket ]; then
+if [ -n "$NODE_OK" ] && [ -d tests/node_modules/ws ] && [ -d tests/node_modules/websocket ]; then
     run "interop: npm ws and websocket" 300 node tests/interop.js
 else
     skip "interop: npm ws and websocket need node and 'cd tests && npm ci'"
 fi
 
 echo "== the pages in headless Chromium"
-if ! have node || [ ! -d tests/node_modules/playwright-core ]; then
+if [ -z "$NODE_OK" ] || [ ! -d tests/node_modules/playwright-core ]; then
     skip "browser: needs node and 'cd tests && npm ci' (playwright-core)"
 elif [ ! -x "${CHROMIUM:-/usr/bin/chromium}" ]; then
+    missing chromium
     skip "browser: no Chromium at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"
 else
     run "browser" 300 node tests/browser.js
     echo "screenshots: $OUT/screenshots"
+fi
+
+echo "== wss:// through nginx and Apache (contrib/), with a throwaway certificate"
+have nginx || missing nginx
+have apache2 || missing apache2
+have openssl || missing openssl
+run "proxies" 300 "$SYSPY" tests/proxies.py
+
+echo "== make install, make uninstall, the man page"
+have mandoc || missing mandoc
+run "install" 120 python3 tests/install.py
+
+echo "== musl libc: a static build, and the socket tests against it"
+if have musl-gcc; then
+    build "musl-gcc -static $STRICT" musl-gcc -static $STRICT -o wspush-musl wspush.c sha1.c
+    if [ -x wspush-musl ]; then
+        WSPUSH=./wspush-musl WSPUSH_TAG=musl run "scenario (musl)" 300 python3 tests/scenario.py --core
+        WSPUSH=./wspush-musl WSPUSH_TAG=musl run "static files (musl)" 120 python3 tests/static.py
+        WSPUSH=./wspush-musl WSPUSH_TAG=musl run "limits (musl)" 300 python3 tests/limits.py
+    fi
+else
+    missing musl-tools
+    skip "musl: musl-gcc is not installed (apt-get install musl-tools)"
 fi
 
 echo "== the socket tests again, against wspush built with sanitizers"
@@ -143,6 +188,7 @@ if have valgrind; then
         WSPUSH_TAG=valgrind run "scenario (valgrind)" 600 python3 tests/scenario.py --core
     logs_clean valgrind valgrind '^==[0-9]+== '
 else
+    missing valgrind
     skip "valgrind is not installed"
 fi
 
@@ -169,6 +215,7 @@ if have clang && echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void
         fi
     done
 else
+    missing clang libclang-rt-14-dev
     skip "fuzzing: clang with libFuzzer (Debian clang, libclang-rt-14-dev) is not installed"
 fi
 
@@ -185,6 +232,7 @@ if have cppcheck; then
         head -n 20 "$OUT/cppcheck.out"
     fi
 else
+    missing cppcheck
     skip "cppcheck is not installed"
 fi
 
@@ -193,6 +241,8 @@ failed=$(grep -c '^FAIL: ' "$RESULTS")
 skipped=$(grep -c '^SKIPPED: ' "$RESULTS")
 if [ "$skipped" -gt 0 ]; then
     echo "!! $skipped part(s) SKIPPED on this machine (see above); not counted as passed."
+    echo "!! To install what the tests need: sudo .ci/run (Debian), or"
+    echo "!!   sudo apt-get install -y$MISSING && (cd tests && npm ci)"
     if [ "${CI:-}" = true ]; then
         echo "!! Under CI nothing may be skipped: each skip counts as a failure."
         failed=$((failed + skipped))
