@@ -219,6 +219,9 @@ else
     skip "fuzzing: clang with libFuzzer (Debian clang, libclang-rt-14-dev) is not installed"
 fi
 
+echo "== mutants: deliberate bugs in a copy of wspush.c that the tests must catch"
+run "mutants" 900 python3 tests/mutate.py
+
 echo "== benchmark smoke test (each mode for about a second; no timing is checked)"
 run "bench smoke" 180 bench/run.sh --smoke
 

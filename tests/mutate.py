@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""tests/mutate.py (make mutate) -- deliberate bugs the tests must catch.
+
+Each mutant is one small change to a copy of wspush.c: a bug the suite
+once let through, or one that a careless edit could make. For each, the
+copy is built and only the tests that should catch it run against it (the
+socket tests through $WSPUSH; the unit tests compiled with the copy). A
+mutant that passes them all survives, and that fails this run: the tests
+named for it check less than they claim. Run one: tests/mutate.py NAME."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSPY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+
+SCENARIO = ["python3", "tests/scenario.py", "--core"]
+UNIT = ["unit"]
+
+
+def limits(*names):
+    return ["python3", "tests/limits.py"] + list(names)
+
+
+def admin(*names):
+    return ["python3", "tests/admin.py"] + list(names)
+
+
+# name, [(text in wspush.c, its replacement)], [tests that must catch it]
+MUTANTS = [
+    ("get connections writes content before resp",
+     [('bad = buf_puts(b, "{\\"resp\\":\\"get connections\\",\\"content\\":{") < 0;',
+       'bad = buf_puts(b, "{\\"content\\":{") < 0;'),
+      ('return reply_queue(c, bad || buf_puts(b, "}}") < 0);',
+       'return reply_queue(c, bad || buf_puts(b, "},\\"resp\\":\\"get connections\\"}") < 0);')],
+     [SCENARIO]),
+    ("\\u001F in upper case", [('snprintf(esc, 7, "\\\\u%04x", c);', 'snprintf(esc, 7, "\\\\u%04X", c);')],
+     [SCENARIO]),
+    ("no JSON depth check", [("if (++j->depth > MAX_JSON_DEPTH)", "if (++j->depth < 0)")], [SCENARIO]),
+    ("SHUTDOWN_TIMEOUT_S 12, not 2", [("#define SHUTDOWN_TIMEOUT_S   2 ", "#define SHUTDOWN_TIMEOUT_S   12")],
+     [SCENARIO]),
+    ("flow control 16 times past -s",
+     [("if (c->out.len > opt.max_queue && !d->in_frame) {",
+       "if (c->out.len > opt.max_queue * 16 && !d->in_frame) {")], [limits("test_never_reads")]),
+    ("no 1009 for a message over -m",
+     [("if (fr->len > d->max_message - d->msg.len)", "if (fr->len > d->max_message * 64)")],
+     [limits("test_max_message")]),
+    ("any loopback page may be admin (no Origin rule)",
+     [("(r->origin.p == NULL || origin_is_local(r->origin))", "(1)")],
+     [admin("test_loopback_origin")]),
+    ("any address may be admin (no loopback rule)",
+     [("c->local = addr_is_loopback(c->addr) && !r->proxied", "c->local = !r->proxied")],
+     [admin("test_remote")]),
+    ("the log flushed only when its buffer is full",
+     [("        fflush(stdout);         /* the log, before the replies it tells of */\n"
+       "        if (c->state != CONN_FREE && c->dirty)",
+       "        if (c->state != CONN_FREE && c->dirty)"),
+      ("        fflush(stdout);         /* the log, before the replies it tells of */\n"
+       "        if (wait_ready(", "        if (wait_ready(")], [admin("test_log_first")]),
+    ("a close is answered with 1000 whatever its code",
+     [("conn_send_close(c, code == CLOSE_NO_STATUS ? 0 : code, \"\");",
+       "conn_send_close(c, code == CLOSE_NO_STATUS ? 0 : 1000, \"\");")],
+     [[SYSPY, "tests/interop_websockets.py"]]),
+    ("unmasked frames accepted", [("if ((p[1] & 0x80) == 0)", "if (0)")], [UNIT]),
+    ("a second connection with a key in use is let in (no 409)",
+     [("else if (conn_by_key(r->ws_key) != NULL)", "else if (0)")], [SCENARIO]),
+    ("the per-address cap twice as high",
+     [("count_from(c->addr) > opt.max_per_addr)", "count_from(c->addr) > 2 * opt.max_per_addr)")],
+     [limits("test_per_address")]),
+    ("no flow control: a client's own replies pile up",
+     [("if (c->out.len > opt.max_queue && !d->in_frame) {", "if (0) {")],
+     [limits("test_never_reads")]),
+    ("the handshake timeout twice -T",
+     [("c->deadline_ms = srv.now_ms + (int64_t)opt.handshake_timeout_s * 1000;",
+       "c->deadline_ms = srv.now_ms + (int64_t)opt.handshake_timeout_s * 2000;")],
+     [limits("test_handshake_timeout")]),
+    ("\\n escaped as \\u000a", [('static const char named[] = "btn\\0fr";',
+                                 'static const char named[] = "bt\\0\\0fr";')], [SCENARIO]),
+    ("dot segments served", [("if (c == '.' && (o == 0 || out[o - 1] == '/'))", "if (0)")],
+     [["python3", "tests/static.py"]]),
+    ("a 65535-byte payload gets a 64-bit length",
+     [("size_t ext = len < 126 ? 0 : len <= 0xffff ? 2 : 8;",
+       "size_t ext = len < 126 ? 0 : len < 0xffff ? 2 : 8;")], [UNIT]),
+    ("UTF-16 surrogates let through in UTF-8",
+     [("u->hi = c == 0xed ? 0x9f :", "u->hi = c == 0xed ? 0xbf :")], [UNIT]),
+    ("a ping goes unanswered", [("queue_frame(c, OP_PONG, p, len);", "(void)0;")],
+     [["python3", "tests/conformance.py", "--quick"]]),
+    ("a wrong token costs nothing (no penalty)",
+     [("p->until_ms = srv.now_ms + (int64_t)wait_s * 1000;", "p->until_ms = srv.now_ms;")],
+     [admin("test_penalty")]),
+]
+
+
+def build(folder, source):
+    """Build the copy; returns None or the compiler's complaint."""
+    for name in ("sha1.c", "sha1.h"):
+        shutil.copy(os.path.join(ROOT, name), folder)
+    with open(os.path.join(folder, "wspush.c"), "w") as f:
+        f.write(source)
+    done = subprocess.run(["cc", "-O2", "-o", "wspush", "wspush.c", "sha1.c"], cwd=folder,
+                          capture_output=True, text=True)
+    return None if done.returncode == 0 else done.stderr[-400:]
+
+
+def caught(folder, command):
+    """True if the tests fail against the mutant (they caught it)."""
+    if command == UNIT:
+        os.makedirs(os.path.join(folder, "tests"), exist_ok=True)
+        shutil.copy(os.path.join(ROOT, "tests", "unit.c"), os.path.join(folder, "tests"))
+        built = subprocess.run(["cc", "-std=c99", "-O1", "-Wno-unused-function", "-o", "unit",
+                                "tests/unit.c", "sha1.c"], cwd=folder, capture_output=True)
+        if built.returncode != 0:
+            return True
+        command = [os.path.join(folder, "unit")]
+    env = dict(os.environ, WSPUSH=os.path.join(folder, "wspush"), WSPUSH_TAG="mutant")
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          errors="replace", timeout=600)
+    return done.returncode != 0 or "FAIL: " in done.stdout
+
+
+def main():
+    only = sys.argv[1:]
+    with open(os.path.join(ROOT, "wspush.c")) as f:
+        original = f.read()
+    survivors, started = [], time.time()
+    for name, edits, tests in MUTANTS:
+        if only and name not in only:
+            continue
+        source = original
+        for old, new in edits:
+            if source.count(old) != 1:
+                print("FAIL: mutant %r: wspush.c no longer has %r once; update tests/mutate.py"
+                      % (name, old))
+                survivors.append(name)
+                break
+            source = source.replace(old, new)
+        else:
+            folder = tempfile.mkdtemp(prefix="wspush-mutant-")
+            try:
+                why = build(folder, source)
+                killed = why is None and any(caught(folder, t) for t in tests)
+                if why is not None:
+                    print("FAIL: mutant %r does not build: %s" % (name, why))
+                    survivors.append(name)
+                elif killed:
+                    print("PASS: mutant caught: %s" % name)
+                else:
+                    print("FAIL: mutant survived: %s (tests: %s)" % (
+                        name, "; ".join(" ".join(t) for t in tests)))
+                    survivors.append(name)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+        sys.stdout.flush()
+    print("mutants: %d caught, %d survived, in %.0f s" % (
+        len(MUTANTS if not only else only) - len(survivors), len(survivors), time.time() - started))
+    sys.exit(1 if survivors else 0)
+
+
+if __name__ == "__main__":
+    main()
