@@ -16,7 +16,7 @@
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
  * These are the tutorial's requests, byte for byte; section 15 adds some.
- * Reading it: about 2,400 lines. The sections marked [first reading], under
+ * Reading it: about 2,900 lines. The sections marked [first reading], under
  * 1,000 lines, are the tutorial: frames, the table of connections, the
  * handshake, its requests, reading and writing, and the select() loop with
  * socket(), bind(), listen() and accept(). Read them first, top to bottom;
@@ -2455,16 +2455,17 @@ static void timers(void)
 static void usage(FILE *out)
 {
     fprintf(out,
-"usage: wspush [-p PORT] [-b ADDR] [-d DIR] [-m BYTES] [-s BYTES] [-M BYTES] [-c N]\n"
-"              [-T SEC] [-i SEC] [-k SEC] [-t TOKEN] [-o ORIGIN]... [-x ADDR]...\n"
-"              [-A] [-e] [-q] [-v] [-h] [--version]\n"
+"usage: wspush [-p PORT] [-b ADDR] [-d DIR] [-m BYTES] [-s BYTES] [-M BYTES]\n"
+"              [-c N] [-T SEC] [-i SEC] [-k SEC] [-t TOKEN] [-o ORIGIN]...\n"
+"              [-x ADDR]... [-A] [-e] [-q] [-v] [-h] [--version]\n"
 "A WebSocket push server: users are echoed, admins list and push to users.\n"
 "  -p PORT    port to listen on (default %d; 0 picks a free one)\n"
 "  -b ADDR    listen on this IPv4/IPv6 address only (default: all)\n"
-"  -d DIR     serve files from DIR (default ./www, else %s)\n"
+"  -d DIR     serve files from DIR (default: ./www, else\n"
+"             %s)\n"
 "  -m BYTES   largest message accepted (default %d); more -> close 1009\n"
-"  -s BYTES   unsent bytes per client (default %d): past it, its replies pause\n"
-"             its reading, and pushes to it close it (1008)\n"
+"  -s BYTES   unsent bytes per client (default %d): past it, its own\n"
+"             replies pause its reading, and pushes to it close it (1008)\n"
 "  -M BYTES   all buffers together (default %d); past it, the client that\n"
 "             holds the most is closed\n"
 "  -c N       sockets from one address (default %d; 0: no limit) -> 503\n"
@@ -2480,14 +2481,15 @@ static void usage(FILE *out)
 "  -q         quiet: no per-message lines or role tables\n"
 "  -v         trace every step of the protocol\n"
 "  -h, --help this help; --version, the version\n"
-"Fixed: %d open WebSockets (more -> 503) and %d more sockets for handshakes\n"
-"(past them, the oldest handshake is dropped); request heads of %d bytes (more\n"
-"-> 431); files of %d bytes, paths of %d; JSON %d deep; names of %d characters;\n"
-"%d wrong tokens close a connection, each makes its address wait 1, 2, 4 ...\n"
-"%d s (%d addresses kept); a queue stuck %d s -> 1008; %d s to finish a close,\n"
-"%d s to shut down; refusals logged once per %d s; reads of %d bytes, %d rounds\n"
-"of them, %d accepts a wake-up, %d ms of polling after traffic; logs show %d\n"
-"bytes of a message and %d roles, -v %d of a frame; a key table of %d slots.\n",
+"Fixed: %d open WebSockets (more -> 503), and %d more sockets for\n"
+"handshakes (past them, the oldest handshake is dropped); request heads of\n"
+"%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
+"names of %d characters; %d wrong tokens close a connection, each makes\n"
+"its address wait 1, 2, 4 ... %d s (%d addresses kept); a queue stuck %d s\n"
+"-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
+"per %d s; reads of %d bytes, %d rounds of them, %d accepts a wake-up,\n"
+"%d ms of polling after traffic; logs show %d bytes of a message and %d\n"
+"roles, -v %d bytes of a frame; a key table of %d slots.\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
             DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, MAX_ORIGINS, MAX_PROXIES,
