@@ -418,6 +418,7 @@ struct conn {
     struct buf out;             /* bytes waiting to be written          */
     struct decoder dec;
     int64_t deadline_ms;        /* handshake or goodbye ends by then    */
+    unsigned long accepted;     /* accept() order, to drop the oldest   */
     int64_t last_heard_ms;      /* when the peer last sent anything     */
     int64_t ping_sent_ms;       /* our unanswered ping, or 0            */
     int64_t progress_ms;        /* out was last empty, or moved -s/2    */
@@ -453,6 +454,7 @@ static struct server {
     int n_open;                         /* WebSockets in the table      */
     int n_pending;                      /* sockets in their handshake   */
     unsigned long next_number;          /* the next user's number       */
+    unsigned long n_accepted;           /* sockets accepted so far      */
     fd_set read_fds, write_fds;         /* what select() watches        */
     int max_fd, listen_fd;
     int spare_fd;                       /* given up when out of fds     */
@@ -1909,6 +1911,7 @@ static struct conn *conn_open(int fd, const char *addr)
     snprintf(c->addr, sizeof c->addr, "%s", addr);
     c->deadline_ms = srv.now_ms + (int64_t)opt.handshake_timeout_s * 1000;
     timer_at(c->deadline_ms);
+    c->accepted = ++srv.n_accepted;
     c->dec.max_message = opt.max_message;
     c->dec.text_only = !opt.raw_echo;
     srv.n_pending++;
@@ -2659,7 +2662,7 @@ static void drop_oldest_handshake(void)
     struct conn *oldest = NULL;
     for (int fd = 0; fd <= srv.max_fd; fd++)
         if (srv.conns[fd].state == CONN_HANDSHAKE &&
-            (oldest == NULL || srv.conns[fd].deadline_ms < oldest->deadline_ms))
+            (oldest == NULL || srv.conns[fd].accepted < oldest->accepted))
             oldest = &srv.conns[fd];
     if (oldest != NULL) {
         log_refusal(oldest->addr, 503, "handshake dropped for a newer one");

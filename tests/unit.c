@@ -969,6 +969,31 @@ static void test_table(void)
     end();
 }
 
+/* Three handshakes accepted in one pass (one clock reading), the last on
+ * the lowest descriptor: the table being full drops the first accepted. */
+static void test_oldest(void)
+{
+    begin("a full table drops the handshake accepted first");
+    int pairs[3][2];
+    for (int i = 0; i < 3; i++)
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pairs[i]) < 0)
+            abort();
+    srv.now_ms = 1000;
+    int order[3] = { 1, 2, 0 };     /* pairs[0] has the lowest fds */
+    for (int i = 0; i < 3; i++)
+        conn_open(pairs[order[i]][0], "192.0.2.1");
+    drop_oldest_handshake();
+    CHECK(srv.conns[pairs[1][0]].state == CONN_FREE, "the first accepted is dropped");
+    CHECK(srv.conns[pairs[0][0]].state == CONN_HANDSHAKE &&
+          srv.conns[pairs[2][0]].state == CONN_HANDSHAKE, "the later two stay");
+    CHECK(srv.n_pending == 2, "two handshakes are counted");
+    conn_close(&srv.conns[pairs[0][0]]);
+    conn_close(&srv.conns[pairs[2][0]]);
+    for (int i = 0; i < 3; i++)
+        close(pairs[i][1]);
+    end();
+}
+
 /* ------------------------------------------------- admin and log rules */
 
 static void test_admin(void)
@@ -1076,6 +1101,7 @@ int main(void)
     test_json();
     test_blocks();
     test_table();
+    test_oldest();
     test_admin();
     test_log();
     free(srv.reply.data);
