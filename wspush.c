@@ -461,6 +461,7 @@ static struct server {
     int64_t now_ms;                     /* the clock, read once a pass  */
     int64_t next_timer_ms;              /* a timer is due then, or 0    */
     int64_t busy_until_ms;              /* select() polls until then    */
+    sigset_t wait_mask;                 /* signals let in while waiting */
     int stopping;                       /* SIGTERM: saying goodbye      */
     size_t buffered;                    /* bytes all buffers hold       */
     unsigned char *scratch;             /* decoded JSON strings         */
@@ -2704,10 +2705,15 @@ static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
 {
     int busy = srv.now_ms < srv.busy_until_ms;
     int64_t ms = wake_ms > srv.now_ms && !busy ? wake_ms - srv.now_ms : 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000) };
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000 * 1000000) };
     *rfds = srv.read_fds;
     *wfds = srv.write_fds;
-    int ready = select(srv.max_fd + 1, rfds, wfds, NULL, wake_ms || busy ? &tv : NULL);
+    /* pselect() is select() that lets SIGINT and SIGTERM in only while it
+     * waits: one that comes while we work waits for it, and ends it at
+     * once. (With select(), it could come just before the wait, and be
+     * seen only when a client next spoke.) */
+    int ready = pselect(srv.max_fd + 1, rfds, wfds, NULL, wake_ms || busy ? &ts : NULL,
+                        &srv.wait_mask);
     srv.now_ms = clock_ms();
     if (ready > 0)
         srv.busy_until_ms = srv.now_ms + BUSY_POLL_MS;
@@ -2722,6 +2728,7 @@ static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
 static void start_up(int argc, char **argv)
 {
     struct sigaction sa;
+    sigset_t stop;
     struct rlimit rl;
     int fd = open("/dev/urandom", O_RDONLY);
     parse_options(argc, argv);
@@ -2745,6 +2752,10 @@ static void start_up(int argc, char **argv)
     sa.sa_handler = on_signal;          /* select() returns; we stop   */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigemptyset(&stop);                 /* held back but in wait_ready() */
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, &srv.wait_mask);
 }
 /* =============== 21. The select() loop and main [first reading] ==============
  * The tutorial's walkthrough, in C: 1. socket(), 2. bind(), 3. listen(),

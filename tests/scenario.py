@@ -368,6 +368,64 @@ def test_sigterm_answered():
            (status, time.time() - t0))
 
 
+# A signal that comes while the loop is busy, just before it waits, must
+# not be lost: this shim raises SIGTERM inside the wait call itself, before
+# handing over to the real one, the moment where a plain select() misses it.
+RAISE_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/select.h>
+#include <time.h>
+/* At the first long wait after start-up's (no timeout, or a second and
+ * more), when only a signal or a client could end it soon. */
+static void maybe_raise(long seconds)
+{
+    static int calls, raised;
+    if (++calls > 1 && seconds >= 1 && !raised) {
+        raised = 1;
+        raise(SIGTERM);
+    }
+}
+int select(int n, fd_set *r, fd_set *w, fd_set *e, struct timeval *t)
+{
+    int (*real)(int, fd_set *, fd_set *, fd_set *, struct timeval *) = dlsym(RTLD_NEXT, "select");
+    maybe_raise(t ? (long)t->tv_sec : 3600);
+    return real(n, r, w, e, t);
+}
+int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, const sigset_t *m)
+{
+    int (*real)(int, fd_set *, fd_set *, fd_set *, const struct timespec *, const sigset_t *) =
+        dlsym(RTLD_NEXT, "pselect");
+    maybe_raise(t ? (long)t->tv_sec : 3600);
+    return real(n, r, w, e, t, m);
+}
+"""
+
+
+@case("SIGTERM: a signal that comes just before the loop waits is not missed")
+def test_sigterm_race():
+    if os.environ.get("WSPUSH"):
+        return Skip("LD_PRELOAD runs against the plain build only (./wspush)")
+    folder = tempfile.mkdtemp(prefix="wspush-shim-")
+    try:
+        with open(os.path.join(folder, "shim.c"), "w") as f:
+            f.write(RAISE_SHIM)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", os.path.join(folder, "shim.so"),
+                        os.path.join(folder, "shim.c"), "-ldl"], check=True)
+        srv = Server(name="sigterm-race", env={"LD_PRELOAD": os.path.join(folder, "shim.so")})
+        c = Client(srv.port)        # wakes the loop: the shim raises at its next wait
+        try:
+            status = srv.proc.wait(timeout=2 + 3)
+        except subprocess.TimeoutExpired:
+            status = None
+        srv.stop(signal.SIGKILL)
+        c.drop()
+        expect(status == 0, "wspush did not stop on a SIGTERM raised before its wait")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @case("command line: bad flags and values exit 2 with the usage; port in use exits 1")
 def test_cli(srv):
     binary = os.path.join(ROOT, "wspush")
@@ -439,6 +497,8 @@ def main():
         test_log(srv)
     test_sigterm()
     test_sigterm_answered()
+    if not core:
+        test_sigterm_race()
     test_trace()
     if not core:
         test_plain_404()
