@@ -1,5 +1,6 @@
 # Makefile -- "make run" builds wspush and serves on port 8080; "make test"
-# runs every test. The one-command build needs no make at all:
+# runs every test, "make check" the quick ones. The one-command build needs
+# no make at all:
 #     cc -O2 -o wspush wspush.c sha1.c
 CC ?= cc
 CFLAGS ?= -std=c99 -Wall -Wextra -Wpedantic -O2
@@ -19,6 +20,9 @@ run: wspush
 
 test:
 	./test.sh
+
+check:
+	./test.sh quick
 
 sanitize: wspush.c sha1.c sha1.h
 	$(CC) $(CFLAGS) -g -fsanitize=address,undefined -o wspush-asan wspush.c sha1.c
@@ -49,4 +53,4 @@ uninstall:
 clean:
 	rm -f wspush wspush-asan tests/unit
 
-.PHONY: all run test sanitize bench mutate install uninstall clean
+.PHONY: all run test check sanitize bench mutate install uninstall clean

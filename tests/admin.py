@@ -253,8 +253,11 @@ def test_remote():
     """A client on another host (a network namespace) is refused admin
     without a token, accepted with one, and accepted under -A."""
     name = "loopback: a client from another host is refused admin (network namespace)"
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        skipped(name, "needs root and ip(8) for a network namespace")
+    if shutil.which("ip") is None:
+        skipped(name, "needs ip(8) for a network namespace (apt-get install iproute2)")
+        return
+    if os.geteuid() != 0:
+        skipped(name, "needs root for a network namespace (run the tests with sudo)")
         return
     ns = "wspush-test-%d" % os.getpid()
     host_if, ns_if = "wsp%dh" % (os.getpid() % 10000), "wsp%dn" % (os.getpid() % 10000)

@@ -124,7 +124,7 @@ async def kicked(url):
 def main():
     if websockets is None:
         name = "websockets: Python's websockets library"
-        why = "python3-websockets is not installed for %s" % sys.executable
+        why = "Python's websockets is missing for %s (apt-get install python3-websockets)" % sys.executable
         (report(name, False, why) if os.environ.get("CI") else skipped(name, why))
         finish()
     with Server("-e", "-q", name="interop-py-echo") as echo_srv, \

@@ -6,7 +6,12 @@ once let through, or one that a careless edit could make. For each, the
 copy is built and only the tests that should catch it run against it (the
 socket tests through $WSPUSH; the unit tests compiled with the copy). A
 mutant that passes them all survives, and that fails this run: the tests
-named for it check less than they claim. Run one: tests/mutate.py NAME."""
+named for it check less than they claim. A mutant whose tests could not
+run here (each one SKIPPED: no websockets, not root) is reported SKIPPED,
+neither caught nor survived; every mutant names first a test that needs
+only cc and Python's standard library, so that none is skipped for want
+of a package. Run one: tests/mutate.py NAME; check the verdicts
+themselves: tests/mutate.py --self-test."""
 import os
 import shutil
 import subprocess
@@ -53,7 +58,7 @@ MUTANTS = [
      [admin("test_loopback_origin")]),
     ("any address may be admin (no loopback rule)",
      [("c->local = addr_is_loopback(c->addr) && !r->proxied", "c->local = !r->proxied")],
-     [admin("test_remote")]),
+     [UNIT, admin("test_remote")]),
     ("the log flushed only when its buffer is full",
      [("        fflush(stdout);         /* the log, before the replies it tells of */\n"
        "        if (c->state != CONN_FREE && c->dirty)",
@@ -63,7 +68,7 @@ MUTANTS = [
     ("a close is answered with 1000 whatever its code",
      [("conn_send_close(c, code == CLOSE_NO_STATUS ? 0 : code, \"\");",
        "conn_send_close(c, code == CLOSE_NO_STATUS ? 0 : 1000, \"\");")],
-     [[SYSPY, "tests/interop_websockets.py"]]),
+     [["python3", "tests/conformance.py", "--quick"], [SYSPY, "tests/interop_websockets.py"]]),
     ("unmasked frames accepted", [("if ((p[1] & 0x80) == 0)", "if (0)")], [UNIT]),
     ("a second connection with a key in use is let in (no 409)",
      [("else if (conn_by_key(r->ws_key) != NULL)", "else if (0)")], [SCENARIO]),
@@ -105,27 +110,79 @@ def build(folder, source):
     return None if done.returncode == 0 else done.stderr[-400:]
 
 
-def caught(folder, command):
-    """True if the tests fail against the mutant (they caught it)."""
+def verdict(folder, command):
+    """What the tests say of the mutant: "caught" if they fail against it,
+    "skipped" if they could not run here (SKIPPED lines and no PASS), else
+    "survived". They run without CI=true, so that a test which cannot run
+    says SKIPPED rather than failing, and is not taken for a catch."""
     if command == UNIT:
         os.makedirs(os.path.join(folder, "tests"), exist_ok=True)
         shutil.copy(os.path.join(ROOT, "tests", "unit.c"), os.path.join(folder, "tests"))
         built = subprocess.run(["cc", "-std=c99", "-O1", "-Wno-unused-function", "-o", "unit",
                                 "tests/unit.c", "sha1.c"], cwd=folder, capture_output=True)
         if built.returncode != 0:
-            return True
+            return "caught"
         command = [os.path.join(folder, "unit")]
     env = dict(os.environ, WSPUSH=os.path.join(folder, "wspush"), WSPUSH_TAG="mutant")
+    env.pop("CI", None)
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           errors="replace", timeout=600)
-    return done.returncode != 0 or "FAIL: " in done.stdout
+    return judge(done.returncode, done.stdout)
+
+
+def judge(status, output):
+    """The verdict on one test run's exit status and output."""
+    lines = output.splitlines()
+    if status != 0 or any(line.startswith("FAIL: ") for line in lines):
+        return "caught"
+    ran = any(line.startswith("PASS: ") for line in lines)
+    skips = [line for line in lines if line.startswith("SKIPPED: ")]
+    return "skipped" if skips and not ran else "survived"
+
+
+def combine(verdicts):
+    """One mutant's verdict from its tests': caught by any; skipped if
+    none could run; else survived."""
+    if "caught" in verdicts:
+        return "caught"
+    if verdicts and all(v == "skipped" for v in verdicts):
+        return "skipped"
+    return "survived"
+
+
+def self_test():
+    """Check judge() and combine() on runs made up for the purpose, so a
+    skipped test can never again be taken for a catch or a survivor."""
+    cases = [
+        ("a FAIL line", (0, "PASS: a\nFAIL: b: why\n"), "caught"),
+        ("a non-zero exit", (1, "PASS: a\n"), "caught"),
+        ("only SKIPPED lines", (0, "SKIPPED: a: no websockets\n"), "skipped"),
+        ("a PASS beside a SKIPPED", (0, "PASS: a\nSKIPPED: b: no root\n"), "survived"),
+        ("nothing printed", (0, ""), "survived"),
+        ("all passed", (0, "PASS: a\nPASS: b\n"), "survived"),
+    ]
+    bad = [name for name, run, want in cases if judge(*run) != want]
+    combos = [(["skipped", "skipped"], "skipped"), (["skipped", "caught"], "caught"),
+              (["skipped", "survived"], "survived"), (["survived"], "survived"), ([], "survived")]
+    bad += ["combine %s" % v for v, want in combos if combine(v) != want]
+    # And end to end: a mutant whose one test skips is reported SKIPPED.
+    skipper = [sys.executable, "-c", "print('SKIPPED: x: needs a package')"]
+    bad += [] if combine([verdict(ROOT, skipper)]) == "skipped" else ["a skipping test run"]
+    if bad:
+        print("FAIL: mutants: the verdicts are wrong for: %s" % ", ".join(bad))
+        sys.exit(1)
+    print("PASS: mutants: a mutant whose tests all skip is SKIPPED, not caught or survived "
+          "(%d cases)" % (len(cases) + len(combos) + 1))
 
 
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+        return
     only = sys.argv[1:]
     with open(os.path.join(ROOT, "wspush.c")) as f:
         original = f.read()
-    survivors, started = [], time.time()
+    counts, started = {"caught": 0, "survived": 0, "skipped": 0}, time.time()
     for name, edits, tests in MUTANTS:
         if only and name not in only:
             continue
@@ -134,29 +191,38 @@ def main():
             if source.count(old) != 1:
                 print("FAIL: mutant %r: wspush.c no longer has %r once; update tests/mutate.py"
                       % (name, old))
-                survivors.append(name)
+                counts["survived"] += 1
                 break
             source = source.replace(old, new)
         else:
             folder = tempfile.mkdtemp(prefix="wspush-mutant-")
             try:
                 why = build(folder, source)
-                killed = why is None and any(caught(folder, t) for t in tests)
                 if why is not None:
                     print("FAIL: mutant %r does not build: %s" % (name, why))
-                    survivors.append(name)
-                elif killed:
+                    counts["survived"] += 1
+                    continue
+                verdicts = []
+                for t in tests:         # stop at the first catch
+                    verdicts.append(verdict(folder, t))
+                    if verdicts[-1] == "caught":
+                        break
+                result = combine(verdicts)
+                counts[result] += 1
+                named = "; ".join(" ".join(t) for t in tests)
+                if result == "caught":
                     print("PASS: mutant caught: %s" % name)
+                elif result == "skipped":
+                    print("SKIPPED: mutant %s: every test that would catch it was skipped "
+                          "here (%s)" % (name, named))
                 else:
-                    print("FAIL: mutant survived: %s (tests: %s)" % (
-                        name, "; ".join(" ".join(t) for t in tests)))
-                    survivors.append(name)
+                    print("FAIL: mutant survived: %s (tests: %s)" % (name, named))
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
         sys.stdout.flush()
-    print("mutants: %d caught, %d survived, in %.0f s" % (
-        len(MUTANTS if not only else only) - len(survivors), len(survivors), time.time() - started))
-    sys.exit(1 if survivors else 0)
+    print("mutants: %d caught, %d survived, %d skipped, in %.0f s" % (
+        counts["caught"], counts["survived"], counts["skipped"], time.time() - started))
+    sys.exit(1 if counts["survived"] else 0)
 
 
 if __name__ == "__main__":

@@ -1048,6 +1048,41 @@ static void test_admin(void)
     end();
 }
 
+/* Who may use the loopback admin rule: a handshake's peer address, Host
+ * and Origin together (handshake_allowed() sets c->local). */
+static void test_local(void)
+{
+    static const struct { const char *addr, *head; int local; } cases[] = {
+        { "127.0.0.1", "Host: localhost:8080\r\n", 1 },
+        { "::1", "Host: [::1]:8080\r\nOrigin: http://localhost:8080\r\n", 1 },
+        { "10.0.0.5", "Host: localhost:8080\r\n", 0 },
+        { "192.0.2.9", "Host: 127.0.0.1\r\nOrigin: http://127.0.0.1\r\n", 0 },
+        { "127.0.0.1", "Host: evil.example\r\n", 0 },
+        { "127.0.0.1", "Host: localhost\r\nOrigin: http://evil.example\r\n", 0 },
+        { "127.0.0.1", "Host: localhost\r\nX-Forwarded-For: 127.0.0.1\r\n", 0 },
+    };
+    begin("the loopback admin rule (address, Host, Origin)");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char head[512];
+        int pair[2];
+        struct http_request r;
+        struct failure f;
+        int n = snprintf(head, sizeof head, "GET / HTTP/1.1\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n%s\r\n",
+                         cases[i].head);
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) < 0)
+            abort();
+        struct conn *c = conn_open(pair[0], cases[i].addr);
+        int parsed = http_parse_head((const unsigned char *)head, (size_t)n, &r, &f);
+        CHECK(parsed == PARSE_DONE && handshake_allowed(c, &r) && c->local == cases[i].local,
+              cases[i].head);
+        conn_close(c);
+        close(pair[1]);
+    }
+    end();
+}
+
 static void test_log(void)
 {
     static const struct { const char *in, *out; } cases[] = {
@@ -1103,6 +1138,7 @@ int main(void)
     test_table();
     test_oldest();
     test_admin();
+    test_local();
     test_log();
     free(srv.reply.data);
     return total_failures != 0;
