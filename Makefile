@@ -36,10 +36,11 @@ mutate:
 	python3 tests/mutate.py
 
 # The binary, the man page, and the pages an installed wspush serves when
-# there is no ./www (PREFIX=/usr/local; DESTDIR for packaging).
-install: wspush
+# there is no ./www (PREFIX=/usr/local; DESTDIR for packaging). The binary
+# is built here, for this PREFIX, whatever ./wspush was built for.
+install:
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(WWWDIR)
-	cp wspush $(DESTDIR)$(BINDIR)/wspush
+	$(CC) $(CFLAGS) -DWWW_INSTALLED='"$(WWWDIR)"' -o $(DESTDIR)$(BINDIR)/wspush wspush.c sha1.c
 	chmod 755 $(DESTDIR)$(BINDIR)/wspush
 	cp wspush.1 $(DESTDIR)$(MANDIR)/wspush.1
 	chmod 644 $(DESTDIR)$(MANDIR)/wspush.1
