@@ -66,9 +66,12 @@
 #define MAX_NAME_CHARS       40         /* characters of a display name       */
 #define MAX_ORIGINS          16         /* -o may be given this many times    */
 #define MAX_PROXIES          8          /* -x may be given this many times    */
+#define MIN_TOKEN_CHARS      12         /* shorter -t tokens are refused      */
 #define MAX_TOKEN_FAILURES   3          /* wrong tokens close a connection    */
 #define MAX_PENALTY_S        60         /* longest wait after wrong tokens    */
 #define PENALTY_SLOTS        64         /* addresses whose failures we recall */
+#define MAX_NAMES_PER_S      5          /* "set name" a second, per client    */
+#define LIST_INTERVAL_MS     250        /* a watcher's lists come this apart  */
 #define DEFAULT_HANDSHAKE_TIMEOUT_S 10  /* -T: slow handshakes are dropped    */
 #define DEFAULT_PING_INTERVAL_S     20  /* -i: ping a client silent so long   */
 #define DEFAULT_PONG_TIMEOUT_S      10  /* -k: drop it if still silent        */
@@ -76,11 +79,14 @@
 #define CLOSE_TIMEOUT_S      5          /* wait for the peer after a close    */
 #define SHUTDOWN_TIMEOUT_S   2          /* SIGTERM: time to say goodbye       */
 #define LOG_BURST_S          10         /* one line per burst of refusals     */
+#define REFUSAL_SLOTS        16         /* (address, reason) bursts counted   */
+#define LOG_BUFFER           (256 << 10)/* log bytes waiting for stdout       */
+#define LOG_TABLE_S          1          /* a role table at most this often    */
 #define READ_CHUNK           (256 << 10)/* bytes asked of each read()         */
 #define READ_ROUNDS          8          /* reads of a busy socket a wake-up   */
 #define BUSY_POLL_MS         1          /* poll, not sleep, after traffic     */
 #define ACCEPT_BATCH         64         /* accept() calls per wake-up         */
-#define LOG_MESSAGE_MAX      1024       /* bytes of a message that are logged */
+#define LOG_MESSAGE_MAX      200        /* bytes of a message that are logged */
 #define LOG_TABLE_MAX        50         /* roles printed in a logged table    */
 #define TRACE_PREVIEW        32         /* payload bytes -v shows per frame   */
 #define LOOKUP_BITS          11         /* the key table has 2^11 slots       */
@@ -198,28 +204,22 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
+/* Fill p[0..n) from /dev/urandom: 0, or -1 if it cannot be read. */
+static int random_bytes(void *p, size_t n)
+{
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
+    if (fd >= 0)
+        close(fd);
+    return got == (ssize_t)n ? 0 : -1;
+}
+
 /* Milliseconds on a clock that never jumps. */
 static int64_t clock_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Print a line to stdout after prefix, or after the date if prefix is NULL
- * (the tutorial's log). The loop flushes it before it writes replies. */
-static void log_line(const char *prefix, const char *fmt, ...)
-{
-    char when[80];
-    time_t t = time(NULL);
-    struct tm tm;
-    va_list ap;
-    strftime(when, sizeof when, "%a %b %d %Y %H:%M:%S GMT%z (%Z) ", localtime_r(&t, &tm));
-    fputs(prefix ? prefix : when, stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
 }
 
 /* ==================== 3. Speed [second reading] ============================
@@ -412,6 +412,7 @@ struct conn {
     unsigned long number;       /* #1, #2 ... in arrival order          */
     char name[MAX_NAME_CHARS * 4 + 1];  /* display name, UTF-8          */
     char addr[ADDR_LEN];        /* peer address, for logs and limits    */
+    unsigned char host[16];     /* addr as addr_host() counts it        */
     int local;                  /* may use the loopback admin rule      */
     time_t since;               /* when the WebSocket opened            */
     struct buf in;              /* bytes not parsed yet                 */
@@ -424,6 +425,10 @@ struct conn {
     int64_t progress_ms;        /* out was last empty, or moved -s/2    */
     size_t drained;             /* bytes written since progress_ms      */
     int token_failures;         /* wrong admin tokens so far            */
+    size_t log_credit;          /* log bytes its messages may still cost */
+    int64_t names_ms;           /* its last second of "set name" began  */
+    int names;                  /* ... and it has set this many since   */
+    int64_t list_ms;            /* a watcher's last list went then      */
     int dirty;                  /* out grew: write it this pass         */
     int paused;                 /* not read until out drains            */
     int spoke;                  /* was read in the last round           */
@@ -436,15 +441,16 @@ struct conn {
 };
 
 struct penalty {                /* wrong admin tokens from an address   */
-    char addr[ADDR_LEN];
-    int failures;
+    unsigned char host[16];     /* its addr_host()                      */
+    int failures;               /* 0: the slot is free                  */
     int64_t until_ms;           /* its admin attempts wait till then    */
 };
-struct burst {                  /* the last refusal logged              */
+struct burst {                  /* refusals of one address, one reason  */
     char addr[ADDR_LEN];
-    const char *why;
-    int64_t until_ms;
-    unsigned long more;         /* refused since, but not logged        */
+    const char *why;            /* NULL: the slot is free               */
+    int status;
+    int64_t until_ms;           /* the burst's line comes then          */
+    unsigned long more;         /* refused since the last line          */
 };
 
 static struct server {
@@ -467,12 +473,20 @@ static struct server {
     unsigned char *scratch;             /* decoded JSON strings         */
     struct buf reply;                   /* a reply before it is queued  */
     struct penalty penalties[PENALTY_SLOTS];
-    struct burst refused;
+    struct burst refusals[REFUSAL_SLOTS];
+    char log[LOG_BUFFER];               /* log lines stdout has not taken */
+    size_t log_start, log_len;          /* ... they are log[start..len) */
+    unsigned long log_dropped;          /* lines dropped since the last note */
+    int stdout_flags;                   /* to restore at exit           */
+    char random_token[2 * 16 + 1];      /* -t random: 128 bits in hex   */
+    int table_due;                      /* a role table waits its turn  */
+    int64_t table_ms;                   /* when the last one was logged */
     unsigned char read_buf[MAX_REQUEST_HEAD + READ_CHUNK];
 } srv = {
     .max_fd = -1,
     .listen_fd = -1,
     .spare_fd = -1,
+    .stdout_flags = -1,
     .next_number = 1,
 };
 
@@ -687,11 +701,12 @@ static size_t utf8_put(unsigned char *o, unsigned cp)
 }
 
 /* Characters a log or a name must not show: controls (C0, DEL, C1), line
- * separators, and the overrides that make text read in another order. */
+ * separators, and those that make text read in another order: the marks
+ * (U+061C, U+200E, U+200F), embeddings and overrides, isolates. */
 static int char_is_unsafe(unsigned cp)
 {
-    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
-           cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
+           cp == 0x200f || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
            (cp >= 0x2066 && cp <= 0x2069);
 }
 
@@ -908,8 +923,8 @@ struct http_request {
     struct span method, target;
     int minor;                  /* 1 for HTTP/1.1, 0 for HTTP/1.0      */
     struct span host, upgrade, ws_version, ws_key, origin;
-    struct span forwarded;      /* a proxy's word on who its client is */
-    int proxied;                /* ... which came with the request     */
+    struct span forwarded;      /* X-Forwarded-For: who the client is  */
+    int proxied;                /* it, X-Real-IP or Forwarded came     */
     int connection_upgrade;     /* some Connection header has "upgrade" */
     int offers_echo;            /* Sec-WebSocket-Protocol lists ours    */
     size_t head_len;            /* bytes up to and with the blank line  */
@@ -948,12 +963,12 @@ static enum parse parse_header(struct span line, struct http_request *r,
     for (size_t pos = 0; span_ieq(line.p, n, "sec-websocket-protocol") &&
          list_next(v, &pos, &item);)
         r->offers_echo |= span_is(item, WS_PROTOCOL);
-    /* A proxy's word on who its client is (section 16). */
-    if (span_ieq(line.p, n, "x-forwarded-for") || span_ieq(line.p, n, "x-real-ip") ||
-        span_ieq(line.p, n, "forwarded")) {
-        r->proxied = 1;
+    /* A proxy's word on who its client is (section 16): only the last
+     * X-Forwarded-For is read; the others just say a proxy was there. */
+    if (span_ieq(line.p, n, "x-forwarded-for"))
         r->forwarded = v;
-    }
+    r->proxied |= span_ieq(line.p, n, "x-forwarded-for") || span_ieq(line.p, n, "x-real-ip") ||
+                  span_ieq(line.p, n, "forwarded");
     return PARSE_DONE;
 }
 
@@ -1240,22 +1255,115 @@ static enum parse json_parse_request(const unsigned char *p, size_t len,
  * The log speaks the tutorial server's words. What a client sent is shown
  * escaped, so it can neither forge lines nor drive the terminal. Tokens
  * stay out: the -t token, the "token" member and a URL's query show as ***.
- * With -v, each step of the protocol is traced after the socket's fd. */
-#define LOG_LINE_MAX (LOG_MESSAGE_MAX * 4 + 64)     /* escaped: 4 per byte */
+ * With -v, each step of the protocol is traced after the socket's fd.
+ * Nothing a client does may stall the loop through the log: lines wait in
+ * srv.log until stdout (non-blocking) takes them; when it is full, lines
+ * are dropped and counted. A client's message lines cost it log credit,
+ * earned at 2 bytes for each byte it sends; refusals are logged once per
+ * burst; the role table at most once a second. */
+#define LOG_LINE_MAX (LOG_MESSAGE_MAX * 4 + 128)    /* escaped: 4 per byte */
 
-/* Write p[0..len) into out[LOG_LINE_MAX], at most LOG_MESSAGE_MAX bytes:
+/* Add n bytes of log to srv.log, or drop them (and count a line) if it is
+ * full. A note of the lines dropped goes first, once there is room. */
+static void log_put(const char *p, size_t n)
+{
+    char note[64];
+    size_t k = 0;
+    if (srv.log_dropped > 0)
+        k = (size_t)snprintf(note, sizeof note, "... %lu log lines dropped\n",
+                             srv.log_dropped);
+    if (srv.log_start > 0 && srv.log_len + k + n > LOG_BUFFER) {
+        memmove(srv.log, srv.log + srv.log_start, srv.log_len - srv.log_start);
+        srv.log_len -= srv.log_start;
+        srv.log_start = 0;
+    }
+    if (srv.log_len + k + n > LOG_BUFFER) {
+        srv.log_dropped++;
+        return;
+    }
+    memcpy(srv.log + srv.log_len, note, k);
+    memcpy(srv.log + srv.log_len + k, p, n);
+    srv.log_len += k + n;
+    srv.log_dropped = 0;
+    FD_SET(STDOUT_FILENO, &srv.write_fds);
+}
+
+/* Log a line after prefix, or after the date if prefix is NULL (the
+ * tutorial's log). It is written by log_flush(). */
+static void log_line(const char *prefix, const char *fmt, ...)
+{
+    char line[LOG_LINE_MAX + 256];
+    time_t t = time(NULL);
+    struct tm tm;
+    va_list ap;
+    size_t n = 0;
+    if (prefix != NULL)
+        n = (size_t)snprintf(line, sizeof line, "%s", prefix);
+    else
+        n = strftime(line, sizeof line, "%a %b %d %Y %H:%M:%S GMT%z (%Z) ",
+                     localtime_r(&t, &tm));
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (m > 0)
+        n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
+    line[n++] = '\n';
+    log_put(line, n);
+}
+
+/* From now on, writing the log never makes the loop wait: stdout is
+ * non-blocking (and made blocking again by log_flush(1), at the end). */
+static void log_open(void)
+{
+    srv.stdout_flags = fcntl(STDOUT_FILENO, F_GETFL);
+    if (srv.stdout_flags >= 0)
+        fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags | O_NONBLOCK);
+}
+
+/* Write as much of the log as stdout takes now, without waiting: with
+ * wait, at exit, all of it. */
+static void log_flush(int wait)
+{
+    if (wait && srv.stdout_flags >= 0)
+        fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags);
+    while (srv.log_start < srv.log_len) {
+        ssize_t n = write(STDOUT_FILENO, srv.log + srv.log_start, srv.log_len - srv.log_start);
+        if (n <= 0 && (!wait || errno != EINTR))
+            break;
+        srv.log_start += n > 0 ? (size_t)n : 0;
+    }
+    if (srv.log_start == srv.log_len) {
+        srv.log_start = srv.log_len = 0;
+        FD_CLR(STDOUT_FILENO, &srv.write_fds);
+    }
+}
+
+/* How many bytes from p[i] on, of p[0..len), the log hides: the rest of
+ * [hide_from, hide_to), or the -t token where it stands whole. 0: none. */
+static size_t hidden_run(const unsigned char *p, size_t len, size_t i,
+                         size_t hide_from, size_t hide_to)
+{
+    size_t token_len = opt.token ? strlen(opt.token) : 0;
+    if (i >= hide_from && i < hide_to)
+        return hide_to - i;
+    if (token_len > 0 && len - i >= token_len && memcmp(p + i, opt.token, token_len) == 0)
+        return token_len;
+    return 0;
+}
+
+/* Write the first `show' bytes of p[0..len) into out[LOG_LINE_MAX]:
  * controls, separators and direction overrides as \xNN or \u{NNNN}, bytes
- * that are not UTF-8 as \xNN, p[hide_from, hide_to) and the token as ***. */
-static void text_escape(char *out, const unsigned char *p, size_t len,
+ * that are not UTF-8 as \xNN, hidden runs (above) as ***, then " ..." if
+ * p goes on. The token is looked for past `show', so one it cuts hides. */
+static void text_escape(char *out, const unsigned char *p, size_t len, size_t show,
                         size_t hide_from, size_t hide_to)
 {
-    size_t o = 0, i = 0, n, token_len = opt.token ? strlen(opt.token) : 0;
-    for (; i < len && i < LOG_MESSAGE_MAX; i += n) {
+    size_t o = 0, i = 0, n;
+    for (; i < len && i < show; i += n) {
         unsigned cp = 0;
-        int token = token_len > 0 && len - i >= token_len &&
-                    memcmp(p + i, opt.token, token_len) == 0;
+        size_t hidden = hidden_run(p, len, i, hide_from, hide_to);
         n = utf8_char(p + i, len - i, &cp);
-        if (token || (i >= hide_from && i < hide_to))
+        if (hidden > 0)
             o += (size_t)snprintf(out + o, LOG_LINE_MAX - o, "***");
         else if (n == 0 || cp < 0x20 || cp == 0x7f)
             o += (size_t)snprintf(out + o, LOG_LINE_MAX - o, "\\x%02x", p[i]);
@@ -1263,7 +1371,10 @@ static void text_escape(char *out, const unsigned char *p, size_t len,
             o += (size_t)snprintf(out + o, LOG_LINE_MAX - o, "\\u{%04X}", cp);
         else
             o += (size_t)snprintf(out + o, LOG_LINE_MAX - o, "%.*s", (int)n, (const char *)p + i);
-        n = i >= hide_from && i < hide_to ? hide_to - i : token ? token_len : n + (n == 0);
+        if (hidden > 0)
+            n = hidden;
+        else if (n == 0)
+            n = 1;
     }
     snprintf(out + o, LOG_LINE_MAX - o, "%s", i < len ? " ..." : "");
 }
@@ -1285,7 +1396,7 @@ static void trace_lines(struct conn *c, const char *dir, const unsigned char *p,
     size_t from, to;
     for (size_t pos = 0; opt.verbose && next_line(p, len, &pos, &l) && l.len > 0;) {
         query_of(l, &from, &to);
-        text_escape(line, l.p, l.len, from, to);
+        text_escape(line, l.p, l.len, LOG_MESSAGE_MAX, from, to);
         trace(c, "%s %s", dir, line);
     }
 }
@@ -1298,39 +1409,50 @@ static const char *close_meaning(unsigned code)
         "reserved", "no code", "closed abnormally", "data that is not UTF-8",
         "policy violated", "message too big", "extension required", "server error"
     };
-    return code >= 1000 && code <= 1011 ? names[code - 1000]
-         : code == CLOSE_KICKED ? "closed by the teacher" : "an application's code";
+    if (code >= 1000 && code <= 1011)
+        return names[code - 1000];
+    return code == CLOSE_KICKED ? "closed by the teacher" : "an application's code";
 }
 
-/* Trace a frame: its header, field by field, and the first bytes of its
- * payload p in hex and as text, with p[hide_from, hide_to) hidden. */
+/* Trace a frame with -v: its header, field by field, and the first bytes
+ * of its payload p in hex and as text, with what the log hides hidden. */
 static void trace_frame(struct conn *c, const char *dir, const struct frame *fr,
                         const unsigned char *p, size_t hide_from, size_t hide_to)
 {
     static const char *const ops[] = { "continuation", "text", "binary", "", "", "",
                                        "", "", "close", "ping", "pong" };
     char key[16] = "", hex[TRACE_PREVIEW * 3 + 1] = "", text[LOG_LINE_MAX];
-    size_t shown = fr->len < TRACE_PREVIEW ? (size_t)fr->len : TRACE_PREVIEW;
+    size_t shown = fr->len < TRACE_PREVIEW ? (size_t)fr->len : TRACE_PREVIEW, hidden = 0;
     int in = dir[0] == '<';
     size_t head = fr->head_len - (in ? 4 : 0);          /* without the mask */
-    for (size_t i = 0; i < shown; i++)
-        snprintf(hex + 3 * i, 4, " %02x", i >= hide_from && i < hide_to ? '*' : p[i]);
-    text_escape(text, p, shown, hide_from, hide_to);
+    if (!opt.verbose)
+        return;                 /* nothing is formatted for no one */
+    for (size_t i = 0; i < shown; i++) {
+        if (hidden == 0)
+            hidden = hidden_run(p, (size_t)fr->len, i, hide_from, hide_to);
+        if (hidden > 0)
+            snprintf(hex + 3 * i, 4, " **");
+        else
+            snprintf(hex + 3 * i, 4, " %02x", p[i]);
+        hidden -= hidden > 0;
+    }
+    text_escape(text, p, (size_t)fr->len, TRACE_PREVIEW, hide_from, hide_to);
     if (in)
         snprintf(key, sizeof key, ", key %02x%02x%02x%02x", fr->mask[0], fr->mask[1],
                  fr->mask[2], fr->mask[3]);
     trace(c, "%s frame: FIN %d, RSV 000, %s (0x%x), MASK %d, length %llu (%zu-bit)%s:%s"
-          " \"%s%s\"", dir, fr->fin, ops[fr->opcode], fr->opcode, in,
-          (unsigned long long)fr->len, head == 2 ? 7 : head == 4 ? 16 : 64, key, hex,
-          text, shown < fr->len ? "..." : "");
+          " \"%s\"", dir, fr->fin, ops[fr->opcode], fr->opcode, in,
+          (unsigned long long)fr->len, head == 2 ? 7 : head == 4 ? 16 : 64, key, hex, text);
     if (fr->opcode == OP_CLOSE && fr->len >= 2)
         trace(c, "%s close %u: %s", dir, (unsigned)p[0] << 8 | p[1],
               close_meaning((unsigned)p[0] << 8 | p[1]));
 }
 
 /* Log "Received Message: ..." as the tutorial's server does, r's token
- * hidden, and trace its last frame. Only upto bytes are logged: past a JSON
- * error may lie a token the scanner did not reach. */
+ * hidden, and trace its last frame. The line costs c log credit; without
+ * enough, it is dropped. Only upto bytes are logged: past a JSON error may
+ * lie a token the scanner did not reach; and what ends there may be the
+ * start of one, so a token's length less a byte is left out before it. */
 static void log_message(struct conn *c, const unsigned char *p, size_t len,
                         const struct request *r, size_t upto)
 {
@@ -1339,14 +1461,77 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     struct span t = r->raw[F_TOKEN];
     size_t from = t.p ? (size_t)(t.p - p) : len, to = t.p ? from + t.len : len;
     size_t start = len - d->payload_len;    /* where the last frame begins */
-    if (opt.verbose)
-        trace_frame(c, "<-", &d->fr, d->payload, from > start ? from - start : 0,
-                    to > start ? to - start : 0);
+    size_t token_len = opt.token ? strlen(opt.token) : 0, show = upto;
+    trace_frame(c, "<-", &d->fr, d->payload, from > start ? from - start : 0,
+                to > start ? to - start : 0);
     if (opt.quiet)
         return;
-    text_escape(line, p, upto, from, to);
-    log_line("", "Received Message: %s%s", line, upto < len ? " ... (malformed)" : "");
+    if (upto < len && token_len > 0)
+        show = upto >= token_len ? upto - (token_len - 1) : 0;
+    text_escape(line, p, len, show < LOG_MESSAGE_MAX ? show : LOG_MESSAGE_MAX, from, to);
+    size_t n = strlen(line);
+    if (upto < len)
+        snprintf(line + n, sizeof line - n, " (malformed; %zu bytes)", len);
+    else if (len > LOG_MESSAGE_MAX)
+        snprintf(line + n, sizeof line - n, " (%zu bytes)", len);
+    size_t cost = strlen("Received Message: \n") + strlen(line);
+    if (cost > c->log_credit) {
+        srv.log_dropped++;
+        return;
+    }
+    c->log_credit -= cost;
+    log_line("", "Received Message: %s", line);
 }
+
+/* Log that addr was refused (an HTTP status, and why) once per burst:
+ * the first refusal at once; the same one again within LOG_BURST_S is
+ * counted, and the count logged when the burst ends (refusals_due()). */
+static void log_refusal(const char *addr, int status, const char *why)
+{
+    struct burst *b = NULL;
+    for (int i = 0; i < REFUSAL_SLOTS; i++) {
+        struct burst *s = &srv.refusals[i];
+        if (s->why == why && strcmp(s->addr, addr) == 0) {
+            s->more++;
+            return;
+        }
+        if (b == NULL || s->why == NULL || (b->why != NULL && s->until_ms < b->until_ms))
+            b = s;
+    }
+    if (b->why != NULL && b->more > 0)  /* the table is full: end a burst */
+        log_line(NULL, "Request from %s refused %lu more times: %d %s", b->addr, b->more,
+                 b->status, b->why);
+    log_line(NULL, "Request from %s refused: %d %s", addr, status, why);
+    snprintf(b->addr, sizeof b->addr, "%s", addr);
+    b->why = why;
+    b->status = status;
+    b->more = 0;
+    b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
+    timer_at(b->until_ms);
+}
+
+/* Bursts that have ended: log how many more refusals each had (and count
+ * on for another burst), or forget it if there were none. */
+static void refusals_due(void)
+{
+    for (int i = 0; i < REFUSAL_SLOTS; i++) {
+        struct burst *b = &srv.refusals[i];
+        if (b->why == NULL)
+            continue;
+        if (srv.now_ms < b->until_ms) {
+            timer_at(b->until_ms);
+        } else if (b->more > 0) {
+            log_line(NULL, "Request from %s refused %lu more times in %d s: %d %s", b->addr,
+                     b->more, LOG_BURST_S, b->status, b->why);
+            b->more = 0;
+            b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
+            timer_at(b->until_ms);
+        } else {
+            b->why = NULL;
+        }
+    }
+}
+
 /* ============== 13. Replies, as JSON.stringify writes them [second reading] ==
  * Written as JavaScript's JSON.stringify writes them, so that they match
  * the tutorial's server byte for byte: built in srv.reply, then queued. */
@@ -1429,20 +1614,36 @@ static int reply_roles(struct conn *c)
     return reply_queue(c, bad || buf_puts(b, "}}") < 0);
 }
 
-/* Log the role table as the tutorial's server does, one role a line. */
+/* Log the role table as the tutorial's server does (its
+ * display_connections()): the prompt, then one role a line. The table
+ * comes at most once in LOG_TABLE_S: in a burst of comings and goings,
+ * the prompts are logged at once, and the table, as it is then, when the
+ * time comes (timers()). */
 static void log_roles(const char *prompt)
 {
     struct conn *order[MAX_CLIENTS];
-    int n = opt.quiet ? 0 : conns_in_order(order);
+    int64_t next = srv.table_ms + LOG_TABLE_S * 1000;
     if (opt.quiet)
         return;
-    log_line("", "%s\n{", prompt);
+    if (prompt != NULL)
+        log_line("", "%s", prompt);
+    if (srv.table_ms != 0 && srv.now_ms < next) {
+        srv.table_due = 1;
+        timer_at(next);
+        return;
+    }
+    if (prompt == NULL)
+        log_line("", "Current active connections");
+    int n = conns_in_order(order);
+    log_line("", "{");
     for (int i = 0; i < n && i < LOG_TABLE_MAX; i++)
         log_line("", "  '%s': '%s'%s", order[i]->key, order[i]->role ? "admin" : "user",
                  i + 1 < n ? "," : "");
     if (n > LOG_TABLE_MAX)
         log_line("", "  ... %d more", n - LOG_TABLE_MAX);
     log_line("", "}");
+    srv.table_due = 0;
+    srv.table_ms = srv.now_ms;
 }
 /* ================ 14. The tutorial's requests [first reading] ===============
  * One function per request, all alike: read the request, queue replies
@@ -1585,6 +1786,7 @@ static void cmd_set_name(struct conn *c, const struct request *r)
 {
     struct span name = span_trim(r->field[F_NAME]);
     const char *why = name.p ? NULL : "\"set name\" needs a \"name\" string";
+
     size_t chars = 0, n;
     unsigned cp;
     for (size_t i = 0; why == NULL && i < name.len; i += n, chars++) {
@@ -1594,6 +1796,13 @@ static void cmd_set_name(struct conn *c, const struct request *r)
     }
     if (why == NULL && (chars == 0 || chars > MAX_NAME_CHARS))
         why = "a name is 1 to 40 characters";
+    /* Each name goes to every watcher: MAX_NAMES_PER_S a second at most. */
+    if (why == NULL && srv.now_ms >= c->names_ms + 1000) {
+        c->names_ms = srv.now_ms;
+        c->names = 0;
+    }
+    if (why == NULL && ++c->names > MAX_NAMES_PER_S)
+        why = "too many names: at most 5 a second";
     if (why != NULL) {
         reply_error(c, why);
         return;
@@ -1673,7 +1882,10 @@ static int reply_users(struct conn *c)
  *   this machine or from no page (a program sends no Origin), not through
  *   a proxy. Wrong tokens make their address wait 1, 2, 4 ... 60 s.
  * - An address holds at most -c sockets; all buffers together at most -M
- *   bytes (past it, the connection that holds the most is closed). */
+ *   bytes (past it, the connection that holds the most is closed).
+ * An address is counted by addr_host(): IPv4 as it is, IPv6 by its /64,
+ * since one machine may hold a whole /64. Behind a proxy we believe, the
+ * client is the one its X-Forwarded-For names. */
 
 /* Compare the sent token with ours in a time that does not depend on
  * where they differ, so timing cannot reveal it byte by byte. */
@@ -1721,69 +1933,75 @@ static int origin_is_local(struct span o)
            host_is_loopback(span_of(o.p + skip, o.len - skip));
 }
 
-/* True if addr is a proxy whose word on its clients we take: this
- * machine, or an address given with -x. */
-static int addr_is_proxy(const char *addr)
+/* True if addr was named with -x: a proxy whose word we take. */
+static int addr_is_named_proxy(const char *addr)
 {
     for (int i = 0; i < opt.n_proxies; i++)
         if (strcmp(addr, opt.proxies[i]) == 0)
             return 1;
-    return addr_is_loopback(addr);
+    return 0;
 }
 
-/* The client address a proxy names, as text in out: the last entry of
- * X-Forwarded-For or X-Real-IP, or the for= of Forwarded's (RFC 7239).
- * Returns 0, or -1 if it is not an address. */
+/* True if a peer at addr is a proxy whose word on its clients we take:
+ * this machine, or an address given with -x. */
+static int addr_is_proxy(const char *addr)
+{
+    return addr_is_loopback(addr) || addr_is_named_proxy(addr);
+}
+
+/* The client a proxy names in X-Forwarded-For, as text in out: the last
+ * entry, which the proxy itself added; those before it came with the
+ * request, and anyone can write them. An entry that is a proxy named with
+ * -x (a proxy behind a proxy) is passed over, leftwards. Returns 0, or -1
+ * if the entry is not an address. */
 static int forwarded_addr(struct span v, char out[ADDR_LEN])
 {
-    struct span item = { NULL, 0, 0 }, next;
     unsigned char bin[16];
-    size_t n = 0;
-    for (size_t pos = 0; list_next(v, &pos, &next);)
-        item = next;
-    if (item.p == NULL)
-        return -1;
-    for (size_t i = 0; i + 4 <= item.len; i++)
-        if (span_ieq(item.p + i, 4, "for="))
-            item = span_of(item.p + i + 4, item.len - i - 4);
-    while (item.len > 0 && (item.p[0] == '"' || item.p[0] == '['))
-        item = span_of(item.p + 1, item.len - 1);
-    /* The address ends at a ] or ", or at the : of an IPv4 port. */
-    while (n < item.len && n + 1 < ADDR_LEN && item.p[n] != 0 &&
-           strchr("0123456789abcdefABCDEF.:", item.p[n]) &&
-           !(item.p[n] == ':' && memchr(item.p, '.', n)))
-        n++;
-    memcpy(out, item.p, n);
-    out[n] = '\0';
-    return inet_pton(strchr(out, ':') ? AF_INET6 : AF_INET, out, bin) == 1 ? 0 : -1;
+    size_t end = v.len;
+    for (;;) {
+        size_t start = end;
+        while (start > 0 && v.p[start - 1] != ',')
+            start--;
+        struct span item = span_trim(span_of(v.p + start, end - start));
+        if (item.len == 0 || item.len >= ADDR_LEN)
+            return -1;
+        memcpy(out, item.p, item.len);
+        out[item.len] = '\0';
+        if (inet_pton(memchr(item.p, ':', item.len) ? AF_INET6 : AF_INET, out, bin) != 1)
+            return -1;
+        if (start == 0 || !addr_is_named_proxy(out))
+            return 0;
+        end = start - 1;
+    }
 }
 
-static int count_from(const char *addr)
+/* The 16 bytes by which an address is counted (-c) and penalised: IPv4
+ * as ::ffff:a.b.c.d, IPv6 by its first 64 bits, the rest zero. */
+static void addr_host(const char *addr, unsigned char host[16])
+{
+    memset(host, 0, 16);
+    if (inet_pton(AF_INET, addr, host + 12) == 1) {
+        host[10] = 0xff;
+        host[11] = 0xff;
+    } else if (inet_pton(AF_INET6, addr, host) == 1) {
+        memset(host + 8, 0, 8);
+    }
+}
+
+/* Set c's address, as text and as addr_host() counts it. */
+static void conn_set_addr(struct conn *c, const char *addr)
+{
+    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    addr_host(addr, c->host);
+}
+
+/* How many sockets come from host. */
+static int count_from(const unsigned char host[16])
 {
     int n = 0;
     for (int fd = 0; fd <= srv.max_fd; fd++)
-        n += srv.conns[fd].state != CONN_FREE && strcmp(srv.conns[fd].addr, addr) == 0;
+        n += srv.conns[fd].state != CONN_FREE && memcmp(srv.conns[fd].host, host, 16) == 0;
     return n;
-}
-
-/* Log that addr was refused (an HTTP status, and why) once per burst:
- * the same refusal of the same address within LOG_BURST_S is counted,
- * and the count logged when another refusal comes. */
-static void log_refusal(const char *addr, int status, const char *why)
-{
-    struct burst *b = &srv.refused;
-    int same = b->why == why && strcmp(b->addr, addr) == 0 && srv.now_ms < b->until_ms;
-    b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
-    if (same) {
-        b->more++;
-        return;
-    }
-    if (b->more > 0)
-        log_line(NULL, "... and %lu more like it from %s", b->more, b->addr);
-    log_line(NULL, "Request from %s refused: %d %s", addr, status, why);
-    snprintf(b->addr, sizeof b->addr, "%s", addr);
-    b->why = why;
-    b->more = 0;
 }
 
 /* The rules a valid handshake must pass too: the -o list (403), one
@@ -1798,50 +2016,57 @@ static int handshake_allowed(struct conn *c, const struct http_request *r)
         listed |= span_is(r->origin, opt.origins[i]);
     c->local = addr_is_loopback(c->addr) && !r->proxied && r->host.p != NULL &&
                host_is_loopback(r->host) && (r->origin.p == NULL || origin_is_local(r->origin));
-    if (r->proxied && addr_is_proxy(c->addr) && forwarded_addr(r->forwarded, fwd) == 0)
-        snprintf(c->addr, sizeof c->addr, "%s", fwd);
+    if (r->forwarded.p != NULL && addr_is_proxy(c->addr) && forwarded_addr(r->forwarded, fwd) == 0)
+        conn_set_addr(c, fwd);
     if (!listed)
         http_error(c, 403, "origin not allowed");
     else if (conn_by_key(r->ws_key) != NULL)
         http_error(c, 409, "Sec-WebSocket-Key is already connected");
     else if (srv.n_open >= MAX_CLIENTS)
         http_error(c, 503, "server is full");
-    else if (opt.max_per_addr > 0 && count_from(c->addr) > opt.max_per_addr)
+    else if (opt.max_per_addr > 0 && count_from(c->host) > opt.max_per_addr)
         http_error(c, 503, "too many connections from your address (-c)");
     return c->state == CONN_HANDSHAKE;
 }
 
-/* The record of wrong tokens from addr; if it has none, the oldest
- * record, to be taken over if addr gets one. */
-static struct penalty *penalty_of(const char *addr)
+/* The record of wrong tokens from host, or a free one for it, or NULL if
+ * none is free. A record stays while its address waits, and MAX_PENALTY_S
+ * after: so an address that keeps guessing keeps its count, however many
+ * others guess, and a running penalty is never given away. */
+static struct penalty *penalty_of(const unsigned char host[16])
 {
-    struct penalty *p = &srv.penalties[0];
+    struct penalty *spare = NULL;
     for (int i = 0; i < PENALTY_SLOTS; i++) {
-        if (strcmp(srv.penalties[i].addr, addr) == 0)
-            return &srv.penalties[i];
-        if (srv.penalties[i].until_ms < p->until_ms)
-            p = &srv.penalties[i];
+        struct penalty *p = &srv.penalties[i];
+        int stale = srv.now_ms >= p->until_ms + MAX_PENALTY_S * 1000;
+        if (p->failures > 0 && !stale && memcmp(p->host, host, 16) == 0)
+            return p;
+        if (spare == NULL && (p->failures == 0 || stale))
+            spare = p;
     }
-    return p;
+    return spare;
 }
 
 /* May c become admin by sending r? Returns 1 if so; else answers why
  * (and logs it) and returns 0. A wrong token makes its address wait 1,
  * 2, 4 ... MAX_PENALTY_S seconds before it may try again, and
- * MAX_TOKEN_FAILURES of them close the connection (1008). */
+ * MAX_TOKEN_FAILURES of them close the connection (1008). While every
+ * record is held, a guess from a new address is not weighed at all. */
 static int may_be_admin(struct conn *c, const struct request *r)
 {
     struct span token = r->field[F_TOKEN];
-    struct penalty *p = penalty_of(c->addr);
-    int guess = opt.token != NULL && token.p != NULL, mine = strcmp(p->addr, c->addr) == 0;
+    int guess = opt.token != NULL && token.p != NULL;
     if (opt.anyone_admin || (opt.token == NULL && c->local))
         return 1;
-    if (guess && mine && srv.now_ms < p->until_ms) {
+    struct penalty *p = guess ? penalty_of(c->host) : NULL;
+    int known = p != NULL && p->failures > 0 && memcmp(p->host, c->host, 16) == 0;
+    if (guess && (p == NULL || (known && srv.now_ms < p->until_ms))) {
         reply_error(c, "too many wrong admin tokens from your address: wait, then try again");
         return 0;
     }
     if (guess && token_matches(token, opt.token)) {
-        p->failures = mine ? 0 : p->failures;
+        if (known)
+            p->failures = 0;    /* the record is free again */
         return 1;
     }
     const char *why = guess ? "wrong admin token"
@@ -1852,9 +2077,9 @@ static int may_be_admin(struct conn *c, const struct request *r)
     reply_error(c, why);
     if (!guess)
         return 0;
-    if (!mine)
-        *p = (struct penalty){ "", 0, 0 };
-    snprintf(p->addr, sizeof p->addr, "%s", c->addr);
+    if (!known)
+        *p = (struct penalty){ { 0 }, 0, 0 };
+    memcpy(p->host, c->host, 16);
     int wait_s = p->failures < 6 ? 1 << p->failures : MAX_PENALTY_S;
     p->until_ms = srv.now_ms + (int64_t)wait_s * 1000;
     p->failures++;
@@ -1872,7 +2097,7 @@ static void shed_load(void)
 {
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
         struct conn *big = NULL;
-        size_t most = MAX_REQUEST_HEAD;         /* less is not worth it */
+        size_t most = 0;
         for (int fd = 0; fd <= srv.max_fd; fd++) {
             struct conn *c = &srv.conns[fd];
             if (c->state != CONN_FREE && c->in.cap + c->out.cap + c->dec.msg.cap > most) {
@@ -1909,7 +2134,7 @@ static struct conn *conn_open(int fd, const char *addr)
     c->fd = fd;
     snprintf(c->tag, sizeof c->tag, "[%d] ", fd);
     c->state = CONN_HANDSHAKE;
-    snprintf(c->addr, sizeof c->addr, "%s", addr);
+    conn_set_addr(c, addr);
     c->deadline_ms = srv.now_ms + (int64_t)opt.handshake_timeout_s * 1000;
     timer_at(c->deadline_ms);
     c->accepted = ++srv.n_accepted;
@@ -2107,20 +2332,23 @@ static int conn_read(struct conn *c)
     }
     c->last_heard_ms = srv.now_ms;
     c->ping_sent_ms = 0;
+    c->log_credit += 2 * (size_t)n;     /* its log lines may cost that */
     if (c->state != CONN_CLOSING || !c->close_seen)     /* else: thrown away */
         conn_input(c, have + (size_t)n);
     return 1;
 }
 
 /* Write what c has queued, once. A watcher whose queue is empty first
- * gets the user list it is owed (section 15); a paused c is read again
- * once its queue is down to half of -s; a goodbye, all written, shuts
- * our side of the connection. */
+ * gets the user list it is owed, at most every LIST_INTERVAL_MS (section
+ * 15); a paused c is read again once its queue is down to half of -s; a
+ * goodbye, all written, shuts our side of the connection. */
 static void conn_flush(struct conn *c)
 {
+    int64_t list_at = c->list_ms + LIST_INTERVAL_MS;
     c->dirty = 0;
-    if (c->list_due && c->out.len == 0) {
+    if (c->list_due && c->out.len == 0 && srv.now_ms >= list_at) {
         c->list_due = 0;
+        c->list_ms = srv.now_ms;
         if (c->state == CONN_OPEN && !srv.stopping)
             reply_users(c);
     }
@@ -2138,8 +2366,10 @@ static void conn_flush(struct conn *c)
         c->progress_ms = srv.now_ms;    /* caught up, or moving well */
         c->drained = 0;
     }
-    if (c->out.len == 0 && !c->list_due)
-        FD_CLR(c->fd, &srv.write_fds);
+    if (c->out.len == 0 && (!c->list_due || srv.now_ms < list_at))
+        FD_CLR(c->fd, &srv.write_fds);  /* a list that waits: conn_timers() */
+    if (c->list_due && srv.now_ms < list_at)
+        timer_at(list_at);
     if (c->state == CONN_CLOSING && c->out.len == 0 && !c->due_why && !c->write_shut) {
         shutdown(c->fd, SHUT_WR);
         c->write_shut = 1;
@@ -2371,7 +2601,7 @@ static void serve_file(struct conn *c, const struct http_request *r)
     char rel[MAX_PATH_LEN], path[PATH_MAX + MAX_PATH_LEN + 2], line[LOG_LINE_MAX];
     size_t from, to;
     query_of(r->target, &from, &to);
-    text_escape(line, r->target.p, r->target.len, from, to);
+    text_escape(line, r->target.p, r->target.len, LOG_MESSAGE_MAX, from, to);
     if (!opt.quiet)
         log_line("", "Received request for %s", line);
     enum parse p = opt.www ? url_to_path(r->target, rel, sizeof rel, &f)
@@ -2432,13 +2662,22 @@ static int64_t conn_timers(struct conn *c)
         queue_frame(c, OP_PING, "", 0);
     }
     int64_t next = c->ping_sent_ms != 0 ? pong : ping;
-    return c->out.len > 0 && stall < next ? stall : next;
+    if (c->out.len > 0 && stall < next)
+        next = stall;
+    if (c->list_due && now >= c->list_ms + LIST_INTERVAL_MS)
+        FD_SET(c->fd, &srv.write_fds);  /* its list may go (conn_flush()) */
+    else if (c->list_due && c->list_ms + LIST_INTERVAL_MS < next)
+        next = c->list_ms + LIST_INTERVAL_MS;
+    return next;
 }
 
 /* Fire the timers that are due, and find when the next one is. */
 static void timers(void)
 {
     srv.next_timer_ms = 0;
+    refusals_due();
+    if (srv.table_due)
+        log_roles(NULL);
     for (int fd = 0; fd <= srv.max_fd; fd++) {
         int64_t next = 0;
         if (srv.conns[fd].state != CONN_FREE)
@@ -2470,16 +2709,20 @@ static void usage(FILE *out)
 "  -m BYTES   largest message accepted (default %d); more -> close 1009\n"
 "  -s BYTES   unsent bytes per client (default %d): past it, its own\n"
 "             replies pause its reading, and pushes to it close it (1008)\n"
-"  -M BYTES   all buffers together (default %d); past it, the client that\n"
-"             holds the most is closed\n"
-"  -c N       sockets from one address (default %d; 0: no limit) -> 503\n"
+"  -M BYTES   all buffers together (default %d); past it, the client\n"
+"             that holds the most is closed\n"
+"  -c N       sockets from one address, IPv6 by its /64 (default %d;\n"
+"             0: no limit) -> 503\n"
 "  -T SEC     a handshake must be done within SEC seconds (default %d)\n"
 "  -i SEC     ping a client silent for SEC seconds (default %d)\n"
 "  -k SEC     drop it if the ping is unanswered SEC seconds later (default %d)\n"
-"  -t TOKEN   admins must send this token (or set WSPUSH_ADMIN_TOKEN)\n"
-"  -o ORIGIN  accept browsers from this Origin only (repeatable, up to %d)\n"
-"  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this machine\n"
-"             (repeatable, up to %d)\n"
+"  -t TOKEN   admins must send this token, %d characters or more (or set\n"
+"             WSPUSH_ADMIN_TOKEN); \"random\" makes one and prints the\n"
+"             admin page's address with it\n"
+"  -o ORIGIN  accept browsers from this Origin only (repeatable, up to %d);\n"
+"             programs that send no Origin are refused too\n"
+"  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this\n"
+"             machine (repeatable, up to %d); only its last entry counts\n"
 "  -A         anyone may become admin, as in the tutorial (unsafe)\n"
 "  -e         raw echo: echo every message verbatim, no JSON\n"
 "  -q         quiet: no per-message lines or role tables\n"
@@ -2488,20 +2731,23 @@ static void usage(FILE *out)
 "Fixed: %d open WebSockets (more -> 503), and %d more sockets for\n"
 "handshakes (past them, the oldest handshake is dropped); request heads of\n"
 "%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
-"names of %d characters; %d wrong tokens close a connection, each makes\n"
-"its address wait 1, 2, 4 ... %d s (%d addresses kept); a queue stuck %d s\n"
+"names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
+"%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
+"... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
 "-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
-"per %d s; reads of %d bytes, %d rounds of them, %d accepts a wake-up,\n"
-"%d ms of polling after traffic; logs show %d bytes of a message and %d\n"
-"roles, -v %d bytes of a frame; a key table of %d slots.\n",
+"per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
+"dropped), a role table once in %d s; reads of %d bytes, %d rounds of them,\n"
+"%d accepts a wake-up, %d ms of polling after traffic; logs show %d bytes\n"
+"of a message and %d roles, -v %d bytes of a frame; a key table of %d slots.\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
-            DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, MAX_ORIGINS, MAX_PROXIES,
-            MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE, MAX_PATH_LEN,
-            MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS,
-            SEND_TIMEOUT_S, CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, READ_CHUNK,
-            READ_ROUNDS, ACCEPT_BATCH, BUSY_POLL_MS, LOG_MESSAGE_MAX, LOG_TABLE_MAX,
-            TRACE_PREVIEW, LOOKUP_SLOTS);
+            DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, MIN_TOKEN_CHARS, MAX_ORIGINS,
+            MAX_PROXIES, MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
+            MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
+            MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
+            CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
+            LOG_TABLE_S, READ_CHUNK, READ_ROUNDS, ACCEPT_BATCH, BUSY_POLL_MS, LOG_MESSAGE_MAX,
+            LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
 }
 
 /* Print "wspush: " and a message on stderr, and exit with status: 2 for
@@ -2538,18 +2784,36 @@ static void list_arg(const char **list, int *n, int max, const char *value)
     list[(*n)++] = value;
 }
 
+/* -t random: a token of 128 random bits, in hex. */
+static const char *make_token(void)
+{
+    unsigned char bits[16];
+    if (random_bytes(bits, sizeof bits) < 0)
+        die(1, "-t random: cannot read /dev/urandom");
+    for (size_t i = 0; i < sizeof bits; i++)
+        snprintf(srv.random_token + 2 * i, 3, "%02x", bits[i]);
+    return srv.random_token;
+}
+
 /* Set opt from the command line and the environment. */
 static void parse_options(int argc, char **argv)
 {
+    static const char flags[] = "p:b:d:m:s:M:c:T:i:k:t:o:x:Aeqvh";
     int ch;
     opt.token = getenv("WSPUSH_ADMIN_TOKEN");
-    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("wspush %s\n", WSPUSH_VERSION);
-        exit(0);
+    /* --version and --help, wherever they stand (but as a flag's value). */
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i][0] == '-' && argv[i][1] != '\0' ? strchr(flags, argv[i][1]) : NULL;
+        if (f != NULL && f[1] == ':' && argv[i][2] == '\0') {
+            i++;                /* -t VALUE: the value is not a flag */
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("wspush %s\n", WSPUSH_VERSION);
+            exit(0);
+        } else if (strcmp(argv[i], "--help") == 0) {
+            argv[i] = "-h";
+        }
     }
-    if (argc == 2 && strcmp(argv[1], "--help") == 0)
-        argv[1] = "-h";
-    while ((ch = getopt(argc, argv, "p:b:d:m:s:M:c:T:i:k:t:o:x:Aeqvh")) != -1) {
+    while ((ch = getopt(argc, argv, flags)) != -1) {
         switch (ch) {
         case 'p': opt.port = (int)number_arg(ch, optarg, 0, 65535); break;
         case 'b': opt.bind_addr = optarg; break;
@@ -2574,8 +2838,11 @@ static void parse_options(int argc, char **argv)
     }
     if (optind < argc)
         die(2, "unexpected argument: %s", argv[optind]);
-    if (opt.token != NULL && opt.token[0] == '\0')
-        die(1, "the admin token must not be empty");
+    if (opt.token != NULL && strcmp(opt.token, "random") == 0)
+        opt.token = make_token();
+    else if (opt.token != NULL && strlen(opt.token) < MIN_TOKEN_CHARS)
+        die(2, "the admin token must be at least %d characters: a short one can be "
+            "guessed. Use -t random to have one made", MIN_TOKEN_CHARS);
 }
 
 /* The www folder: -d, else ./www, else the installed pages; resolved
@@ -2730,12 +2997,16 @@ static void start_up(int argc, char **argv)
     struct sigaction sa;
     sigset_t stop;
     struct rlimit rl;
-    int fd = open("/dev/urandom", O_RDONLY);
+    int fd;
+    /* fds 0-2 open (to /dev/null if need be), so no socket can become
+     * the log's stdout. */
+    while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+        continue;
+    srv.spare_fd = fd;
     parse_options(argc, argv);
     find_www();
-    srv.seed = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid();
-    if (fd < 0 || read(fd, &srv.seed, sizeof srv.seed) != (ssize_t)sizeof srv.seed)
-        srv.seed ^= (uint64_t)clock_ms();
+    if (random_bytes(&srv.seed, sizeof srv.seed) < 0)
+        srv.seed = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ (uint64_t)clock_ms();
     srv.scratch = malloc(opt.max_message);
     if (srv.scratch == NULL)
         die(1, "out of memory for -m %zu", opt.max_message);
@@ -2745,7 +3016,6 @@ static void start_up(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max < FD_SETSIZE ? rl.rlim_max : FD_SETSIZE;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    srv.spare_fd = fd >= 0 ? fd : open("/dev/null", O_RDONLY);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);      /* a vanished peer is an error */
@@ -2801,6 +3071,7 @@ static void accept_clients(void)
         struct sockaddr_storage sa;
         socklen_t salen = sizeof sa;
         char addr[ADDR_LEN], port[8];
+        unsigned char host[16];
         int on = 1;
         /* 4. accept(): the next client, on a socket of its own. */
         int fd = accept(srv.listen_fd, (struct sockaddr *)&sa, &salen);
@@ -2809,10 +3080,11 @@ static void accept_clients(void)
         if (fd < 0)
             return;             /* EAGAIN: nobody else is waiting */
         peer_of(&sa, salen, addr, port);
+        addr_host(addr, host);
         if (fd >= FD_SETSIZE || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
             refuse(fd, addr, "server is full");
         } else if (opt.max_per_addr > 0 && !addr_is_proxy(addr) &&
-                   count_from(addr) >= opt.max_per_addr) {
+                   count_from(host) >= opt.max_per_addr) {
             refuse(fd, addr, "too many connections from your address (-c)");
         } else {
             if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING)
@@ -2841,7 +3113,7 @@ static int serve_round(int round, const fd_set *rfds, const fd_set *wfds)
         c->spoke = conn_read(c);
         speakers += c->spoke;
         shed_load();
-        fflush(stdout);         /* the log, before the replies it tells of */
+        log_flush(0);           /* the log, before the replies it tells of */
         if (c->state != CONN_FREE && c->dirty)
             conn_flush(c);
     }
@@ -2873,9 +3145,11 @@ static void serve(void)
         int64_t wake = srv.next_timer_ms;
         if (srv.stopping && (wake == 0 || stop_by < wake))
             wake = stop_by;
-        fflush(stdout);         /* the log, before the replies it tells of */
+        log_flush(0);           /* the log, before the replies it tells of */
         if (wait_ready(wake, &rfds, &wfds) < 0)
             continue;
+        if (FD_ISSET(STDOUT_FILENO, &wfds))
+            log_flush(0);
         if (srv.listen_fd >= 0 && FD_ISSET(srv.listen_fd, &rfds))
             accept_clients();
         for (int round = 0; round < READ_ROUNDS; round++)
@@ -2891,10 +3165,14 @@ int main(int argc, char **argv)
 {
     start_up(argc, argv);
     srv.listen_fd = listen_on();
+    log_open();
     log_line(NULL, "Server is listening on port %d", opt.port);
     if (opt.verbose)
-        printf("[%d] listen() on %s port %d\n", srv.listen_fd,
-               opt.bind_addr ? opt.bind_addr : "every address", opt.port);
+        log_line("", "[%d] listen() on %s port %d", srv.listen_fd,
+                 opt.bind_addr ? opt.bind_addr : "every address", opt.port);
+    if (opt.token == srv.random_token)  /* shown once, here; hidden after */
+        log_line(NULL, "Admin page, with the token made for it: "
+                 "http://localhost:%d/admin.html?token=%s", opt.port, opt.token);
     if (opt.anyone_admin)
         log_line(NULL, "WARNING: -A: anyone who connects may become admin and "
                  "push to every user");
@@ -2902,6 +3180,7 @@ int main(int argc, char **argv)
         log_line(NULL, "Serving files from %s", opt.www);
     serve();
     log_line(NULL, "Server stopped");
+    log_flush(1);
     free(srv.scratch);
     return 0;
 }

@@ -16,6 +16,7 @@ and ip(8); elsewhere it says SKIPPED.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,8 @@ import threading
 import time
 
 from wsclient import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Client, HandshakeRefused,
-                      Server, Skip, case, expect, finish, http_request, report, skipped)
+                      Partly, Server, Skip, build_shim, case, expect, finish, http_request,
+                      report, skipped)
 
 TOKEN = "correct horse battery staple"
 
@@ -134,6 +136,74 @@ def test_guess_rate():
         expect(0 < guesses <= 20, "%d guesses answered in 10 s" % guesses)
 
 
+@case("token: 64 other addresses guessing do not flush a running penalty; a 65th waits")
+def test_penalty_flush():
+    with Server("-t", TOKEN, "-q", name="penalty-flush") as srv:
+        c = Client(srv.port)
+        expect(wrong(become_admin(c, "guess 1")), "first guess")
+        others = []
+        for i in range(64):
+            o = Client(srv.port, source=("127.0.1.%d" % (i + 1), 0))
+            reply = become_admin(o, "other %d" % i)
+            others.append(reply)
+        expect(all(wrong(r) for r in others[:63]), "63 more addresses are weighed")
+        expect(refused(others[63], "wait"), "a 65th address waits while 64 penalties run")
+        expect(refused(become_admin(c, TOKEN), "wait"), "the first address was flushed")
+
+
+@case("token: 200 addresses guessing for 4 s: each within its penalties, all within 64 slots")
+def test_guess_rate_many():
+    with Server("-t", TOKEN, "-q", "-c", "0", name="guess-many") as srv:
+        sources = ["127.0.%d.%d" % (2 + i // 200, 1 + i % 200) for i in range(200)]
+        clients = {a: Client(srv.port, source=(a, 0)) for a in sources}
+        weighed = dict.fromkeys(sources, 0)
+        t0 = time.time()
+        while time.time() - t0 < 4.0:
+            for a in sources:
+                try:
+                    weighed[a] += wrong(become_admin(clients[a], "guess"))
+                except (EOFError, ConnectionError, TimeoutError, AssertionError):
+                    clients[a] = Client(srv.port, source=(a, 0))     # closed after 3
+        total, most = sum(weighed.values()), max(weighed.values())
+        print("guess rate: %d guesses weighed in 4 s from 200 addresses, at most %d from one"
+              % (total, most))
+        # README: an address waits 1, 2, 4 ... s (guesses at 0, 1, 3 s in 4 s);
+        # 64 addresses are remembered at a time.
+        expect(most <= 3, "%d guesses from one address in 4 s" % most)
+        expect(64 <= total <= 64 * 3, "%d guesses in all in 4 s" % total)
+
+
+@case("per address: IPv6 clients are counted by their /64 (-c), through a proxy we believe")
+def test_ipv6_prefix():
+    with Server("-c", "2", name="ipv6-64") as srv:
+        xff = lambda addr: "X-Forwarded-For: %s\r\n" % addr
+        held = [Client(srv.port, extra=xff("2001:db8:1:2::%x" % i)) for i in (1, 2)]
+        try:
+            Client(srv.port, extra=xff("2001:db8:1:2:ffff::9"))
+            raise AssertionError("a third socket from 2001:db8:1:2::/64 was taken")
+        except HandshakeRefused as e:
+            expect(e.status == 503 and b"too many" in e.body, "refused: %r" % e.body)
+        held.append(Client(srv.port, extra=xff("2001:db8:1:3::1")))    # another /64
+        for c in held:
+            c.close()
+
+
+@case("token: -t random (or WSPUSH_ADMIN_TOKEN=random) makes 128 bits; the admin URL "
+      "with it is printed once; it is hidden after")
+def test_random_token():
+    for args, env in ((["-t", "random"], None), ([], {"WSPUSH_ADMIN_TOKEN": "random"})):
+        with Server(*args, env=env, name="random-token") as srv:
+            expect(srv.wait_log(r"admin\.html\?token=[0-9a-f]{32}\n"), "no admin URL: %s" % args)
+            token = re.search(r"admin\.html\?token=([0-9a-f]{32})", srv.log()).group(1)
+            a = Client(srv.port)
+            expect(refused(become_admin(a), "token required"), "a token is needed")
+            expect(become_admin(a, token)["resp"] == "get connections", "the token works")
+            a.send_json({"req": "text", "text": "it is %s" % token})
+            expect(a.recv_json()["content"] == "it is %s" % token, "echo")
+            expect(srv.wait_log(r"it is \*\*\*"), "hidden in a later line")
+            expect(srv.log().count(token) == 1, "the token is in the log more than once")
+
+
 @case("token: from WSPUSH_ADMIN_TOKEN, and never in the log however it is written")
 def test_token_log():
     with Server(env={"WSPUSH_ADMIN_TOKEN": TOKEN}, name="token-env") as srv:
@@ -158,14 +228,40 @@ def test_token_log():
     expect(TOKEN not in ps, "the token shows in ps")
 
 
+# Pauses wspush for 50 ms after each write to a socket (not to stdout or
+# stderr): a log line written after its reply would be 50 ms late, and
+# missing when the reply is read.
+PAUSE_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <unistd.h>
+ssize_t write(int fd, const void *p, size_t n)
+{
+    ssize_t (*real)(int, const void *, size_t) = dlsym(RTLD_NEXT, "write");
+    ssize_t done = real(fd, p, n);
+    if (fd > 2)
+        usleep(50000);
+    return done;
+}
+"""
+
+
 @case("log: a line is written before the reply it tells of goes out (20 times)")
 def test_log_first():
-    with Server(name="log-first") as srv:
-        c = Client(srv.port)
-        for i in range(20):
-            c.send_json({"req": "text", "text": "order %d" % i})
-            c.recv_json()
-            expect('"order %d"' % i in srv.log(), "reply %d came before its log line" % i)
+    shim = build_shim(PAUSE_SHIM)
+    env = None if isinstance(shim, Skip) else {"LD_PRELOAD": shim}
+    try:
+        with Server(name="log-first", env=env) as srv:
+            c = Client(srv.port)
+            for i in range(20):
+                c.send_json({"req": "text", "text": "order %d" % i})
+                c.recv_json()
+                expect('"order %d"' % i in srv.log(), "reply %d came before its log line" % i)
+    finally:
+        if not isinstance(shim, Skip):
+            shutil.rmtree(os.path.dirname(shim), ignore_errors=True)
+    if isinstance(shim, Skip):
+        return Partly("the 50 ms pause after each reply: " + shim.why)
 
 
 @case("log: C0, C1, bidirectional overrides and bad UTF-8 are escaped")
@@ -219,11 +315,13 @@ def test_loopback_origin():
             a.close()
 
 
-@case("proxy: behind this machine's proxy, the forwarded address is logged and counted")
+@case("proxy: behind this machine's proxy, the last X-Forwarded-For entry is logged and "
+      "counted; X-Real-IP and Forwarded are not believed")
 def test_forwarded():
     with Server("-c", "2", name="forwarded") as srv:
         xff = lambda addr: "X-Forwarded-For: 203.0.113.9, %s\r\n" % addr
-        a = [Client(srv.port, extra=xff("10.9.0.1")) for _ in range(2)]
+        forged = ["X-Real-IP: 10.9.0.5\r\n", "Forwarded: for=10.9.0.6\r\n"]
+        a = [Client(srv.port, extra=xff("10.9.0.1") + forged[i]) for i in range(2)]
         b = Client(srv.port, extra=xff("10.9.0.2"))
         try:
             Client(srv.port, extra=xff("10.9.0.1"))
@@ -389,7 +487,7 @@ def test_names():
         u.send_json({"req": "set name", "name": "Zoë 😀"})
         expect(u.recv_json() == {"resp": "set name", "content": "Zoë 😀"}, "a good name")
         for bad in ("a\nb", "a\u0085b", "abc\u202edef", "x\u2066y", "x" * 41, "", "   ",
-                    "tab\there", "\u007f"):
+                    "tab\there", "\u007f", "lrm\u200e", "rlm\u200fx", "alm\u061cx"):
             u.send_json({"req": "set name", "name": bad})
             reply = u.recv_json()
             expect(reply["resp"] == "error", "%r was taken: %r" % (bad, reply))
@@ -430,7 +528,7 @@ class Watcher(threading.Thread):
         self.c = Client(port)
         become_admin(self.c)
         self.c.send_json({"req": "watch users"})
-        self.lists, self.closed, self.stop = [], None, False
+        self.lists, self.times, self.closed, self.stop = [], [], None, False
 
     def run(self):
         while not self.stop:
@@ -448,6 +546,7 @@ class Watcher(threading.Thread):
                 return
             elif op == OP_TEXT:
                 self.lists.append(json.loads(payload))
+                self.times.append(time.time())
 
     def last(self):
         return [u["key"] for u in self.lists[-1]["content"]]
@@ -472,6 +571,42 @@ def test_watch_churn():
         expect(w.closed is None, "the watcher was closed: %r" % (w.closed,))
         expect(w.lists and w.last() == want, "it ends with the wrong list")
         print("watch users: %d lists for 620 comings and goings" % len(w.lists))
+
+
+@case("watch users: at most 4 lists a second, the last change within 250 ms; "
+      "at most 5 names a second")
+def test_list_rate():
+    with Server("-q", "-c", "0", name="list-rate") as srv:
+        u = Client(srv.port)
+        for i in range(200):
+            u.send_json({"req": "set name", "name": "name %d" % i})
+        replies = [u.recv_json() for _ in range(200)]
+        taken = [r for r in replies if r["resp"] == "set name"]
+        expect(len(taken) == 5 and all(refused(r, "too many names") for r in replies[5:]),
+               "%d of 200 names at once were taken" % len(taken))
+        w = Watcher(srv.port)
+        w.start()
+        t0 = time.time()
+        while time.time() - t0 < 2.0:               # comings and goings for 2 s
+            c = Client(srv.port)
+            u.send_json({"req": "set name", "name": "n%d" % int((time.time() - t0) * 1000)})
+            u.recv_json()
+            c.drop()
+        changed = time.time()
+        want = [u.key, w.c.key]
+        deadline = changed + 2
+        while time.time() < deadline and (not w.lists or sorted(w.last()) != sorted(want)):
+            time.sleep(0.01)
+        w.stop = True
+        w.join(5)
+        took = w.times[-1] - changed
+        during = [t for t in w.times if t0 <= t <= changed]
+        print("watch users: %d lists in %.1f s of changes; the last %.0f ms after them" %
+              (len(during), changed - t0, took * 1000))
+        expect(sorted(w.last()) == sorted(want), "it ends with the wrong list")
+        expect(len(during) <= (changed - t0) * 4 + 1, "%d lists in %.1f s" %
+               (len(during), changed - t0))
+        expect(took <= 0.25 + 0.1, "the last change came %.0f ms late" % (took * 1000))
 
 
 @case("shutdown: with a watcher and 400 users, every client gets 1001")
@@ -517,10 +652,12 @@ def main():
         remote_main(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
         return
     only = sys.argv[1:]
-    tests = [test_token, test_penalty, test_three_strikes, test_guess_rate, test_token_log,
+    tests = [test_token, test_penalty, test_three_strikes, test_guess_rate, test_penalty_flush,
+             test_guess_rate_many, test_ipv6_prefix, test_random_token, test_token_log,
              test_log_first, test_log_injection, test_loopback, test_loopback_origin,
              test_forwarded, test_remote, test_anyone, test_origin, test_presence_by_request,
-             test_watch, test_names, test_kick, test_watch_churn, test_shutdown_watcher,
+             test_watch, test_names, test_kick, test_watch_churn, test_list_rate,
+             test_shutdown_watcher,
              test_push_all]
     for t in tests:
         if not only or t.__name__ in only:

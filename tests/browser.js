@@ -443,7 +443,7 @@ async function phaseL(context, dir) {
 }
 
 async function phaseC(context) {
-  const srv = await startServer(['-t', 's3cret'], 'browser-c');
+  const srv = await startServer(['-t', 's3cret phrase'], 'browser-c');
   const base = `http://127.0.0.1:${srv.port}`;
   await test('browser: the admin page asks for the token, says where it goes, and sends it', async () => {
     const user = await openPage(context, base + '/user.html', []);
@@ -457,11 +457,11 @@ async function phaseC(context) {
     await admin.click('#login-btn');
     await logHas(admin, 'error', 'wrong admin token');
     await admin.waitForTimeout(1100);      // a wrong token makes the address wait 1 s
-    await admin.fill('#token', 's3cret');
+    await admin.fill('#token', 's3cret phrase');
     await admin.click('#login-btn');
     await rowsAre(admin, [k]);
     await admin.screenshot({ path: path.join(SHOTS, 'admin-token.png') });
-    const viaUrl = await openPage(context, base + '/admin.html?token=s3cret', []);
+    const viaUrl = await openPage(context, base + '/admin.html?token=s3cret phrase', []);
     await rowsAre(viaUrl, [k]);
     for (const p of [user, admin, viaUrl]) await p.close();
   });
@@ -473,7 +473,7 @@ async function phaseC(context) {
     setTimeout(() => resolve(0), 10000);
   });
   await test('browser: a page from elsewhere does not send a token from its link unseen', async () => {
-    const url = `http://127.0.0.1:${port}/admin.html?ws=ws://127.0.0.1:${srv.port}/ws&token=s3cret`;
+    const url = `http://127.0.0.1:${port}/admin.html?ws=ws://127.0.0.1:${srv.port}/ws&token=s3cret phrase`;
     const before = srv.log().length;
     const admin = await openPage(context, url, []);
     await admin.locator('#status.open').waitFor(WAIT);

@@ -14,7 +14,7 @@ import threading
 import time
 
 from wsclient import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Client, HandshakeRefused,
-                      Server, Partly, case, expect, finish, sanitized, upgrade_request,
+                      Server, http_request, Partly, case, expect, finish, sanitized, upgrade_request,
                       new_key, TIMEOUT)
 
 
@@ -372,9 +372,11 @@ def test_thousand():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-@case("per address: -c sockets, then 503 with a reason, logged once per burst")
+@case("per address: -c sockets, then 503 with a reason; each refusal logged once per burst, "
+      "with its count at the burst's end")
 def test_per_address():
     with Server("-c", "5", name="per-address") as srv:
+        t0 = time.time()
         held = [Client(srv.port) for _ in range(5)]
         bodies = []
         for _ in range(20):
@@ -388,11 +390,23 @@ def test_per_address():
         expect(still_served(srv, source=("127.0.0.2", 0)) < 1.0, "another address is served")
         expect(srv.wait_log("refused: 503 too many connections"), "refusal logged")
         expect(srv.log().count("503 too many connections") == 1, "logged more than once")
-        try:
-            Client(srv.port, origin="http://x", extra="", key="short==")
-        except HandshakeRefused:
-            pass                                    # another refusal ends the burst
-        expect(srv.wait_log(r"\.\.\. and 19 more like it from 127\.0\.0\.1"), "burst count")
+        # Two other refusals, alternating, from another address: each is
+        # logged once, and neither ends the other's burst.
+        for i in range(20):
+            request = b"GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n" if i % 2 == 0 else \
+                b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"
+            http_request(srv.port, request, source=("127.0.0.3", 0))
+        expect(srv.wait_log("refused: 405"), "405 logged")
+        log = srv.log()
+        expect(log.count("refused: 404") == 1 and log.count("refused: 405") == 1,
+               "404 and 405 logged more than once each")
+        # At each burst's end (LOG_BURST_S, 10 s), its count.
+        burst = 10 + 2
+        for pattern in (r"127\.0\.0\.1 refused 19 more times in 10 s: 503 too many",
+                        r"127\.0\.0\.3 refused 9 more times in 10 s: 404",
+                        r"127\.0\.0\.3 refused 9 more times in 10 s: 405"):
+            expect(srv.wait_log(pattern, max(0.1, t0 + burst - time.time())),
+                   "no count by the end of the burst: %s" % pattern)
         for c in held:
             c.close()
 
@@ -438,6 +452,28 @@ def test_budget():
         expect(still_served(srv) < 1.0, "a bystander waited")
         if not sanitized():
             expect(srv.rss_kb() < 40 * 1024, "peak %d KiB with -M 8 MiB" % srv.rss_kb())
+
+
+@case("memory budget (-M): small buffers count too: 60 clients of 4 KiB under -M 64 KiB")
+def test_budget_small():
+    with Server("-q", "-c", "0", "-M", str(64 << 10), name="budget-small") as srv:
+        socks = [raw_handshake(srv) for _ in range(60)]
+        part = Client.frame(OP_TEXT, b"q" * 5000)[:3000]      # an unfinished message
+        for s in socks:
+            s.sendall(part)
+        codes = []
+        for s in socks:
+            s.settimeout(0.5)
+            try:
+                closes = [p for op, p in frames_of(read_until_closed(s, 0.5)) if op == OP_CLOSE]
+            except OSError:
+                closes = []
+            codes.append(closes[0][:2] if closes else None)
+        held = codes.count(None)
+        # Each holds about 4 KiB: no more than 16 fit in 64 KiB.
+        expect(held <= 16 and codes.count(b"\x03\xf1") == 60 - held,
+               "%d of 60 still hold their 4 KiB under -M 64 KiB: %r" % (held, codes[:5]))
+        expect(still_served(srv) < 1.0, "a bystander waited")
 
 
 @case("table full: a new handshake drops the oldest one still in its handshake")
@@ -542,12 +578,70 @@ def test_close_timeout():
         expect(time.time() - t0 <= 5.5, "the server waited %.1f s" % (time.time() - t0))
 
 
+@case("log: a slow stdout (256 KiB/s) never stalls another client; the log grows at most "
+      "2x what is sent")
+def test_slow_log():
+    with Server(name="slow-log", slow_log=256 << 10) as srv:
+        bystander = Client(srv.port)
+        attacker = Client(srv.port, source=("127.0.0.2", 0))
+        expect(srv.wait_log("Connection accepted.*\n(.*\n)*.*Connection accepted"), "both in")
+        time.sleep(1.1)                 # the role table's second has passed
+        before = len(srv.log_bytes())
+        sent = [0]
+
+        def attack():
+            # 8 x 200 KiB of control bytes, in messages of 1000 (each byte
+            # is 4 in a log that escapes it), then many tiny messages.
+            for _ in range(8 * 200):
+                attacker.send_frame(OP_TEXT, b"\x01" * 1000)
+                sent[0] += 1000 + 8
+            for _ in range(20000):
+                attacker.send_frame(OP_TEXT, b"\x02")
+                sent[0] += 7
+
+        def drain():
+            attacker.sock.settimeout(30)
+            try:
+                while attacker.sock.recv(1 << 16):
+                    pass
+            except OSError:
+                pass
+
+        threading.Thread(target=drain, daemon=True).start()
+        sender = threading.Thread(target=attack)
+        sender.start()
+        worst, trips, mine = 0.0, 0, 0
+        while sender.is_alive() or trips < 20:
+            text = "trip %d" % trips
+            t0 = time.time()
+            bystander.send_json({"req": "text", "text": text})
+            expect(bystander.recv_json(5)["content"] == text, "the bystander's echo")
+            worst = max(worst, time.time() - t0)
+            trips += 1
+            mine += 8 + len(json.dumps({"req": "text", "text": text}, separators=(",", ":")))
+        sender.join()
+        # The log drains at 256 KiB/s: wait until it stops growing.
+        size, still = len(srv.log_bytes()), 0
+        while still < 10:
+            time.sleep(0.1)
+            now = len(srv.log_bytes())
+            still = still + 1 if now == size else 0
+            size = now
+        grown = size - before
+        print("slow log: worst round trip %.1f ms in %d; log grew %d bytes for %d sent" %
+              (worst * 1000, trips, grown, sent[0] + mine))
+        expect(worst < 0.1, "a round trip took %.0f ms" % (worst * 1000))
+        expect(grown <= 2 * (sent[0] + mine), "the log grew %d bytes for %d sent" %
+               (grown, sent[0] + mine))
+
+
 def main():
     only = sys.argv[1:]
     tests = [test_handshake_timeout, test_heartbeat, test_pipelined_small, test_pipelined_large,
              test_never_reads, test_push_to_stuck_user, test_ping_flood, test_max_message,
              test_thousand, test_per_address, test_one_address_memory, test_budget,
-             test_eviction, test_emfile, test_vanishing, test_close_timeout]
+             test_budget_small,
+             test_eviction, test_emfile, test_vanishing, test_close_timeout, test_slow_log]
     for t in tests:
         if not only or t.__name__ in only:
             t()

@@ -9,6 +9,7 @@ two clients with different addresses are counted apart by -c; and
 Chromium loads user.html and admin.html over https and the push reaches
 the page. Runs on /usr/bin/python3 (Debian's websockets)."""
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -89,7 +90,7 @@ def start_apache(folder, port, upstream, crt, key):
                 "ErrorLog %s/apache-error.log\nLogLevel warn\nServerName localhost\n"
                 "Mutex file:%s\n" % (folder, port, folder, folder, folder))
         for mod in ("mpm_event", "authz_core", "ssl", "socache_shmcb", "proxy", "proxy_http",
-                    "proxy_wstunnel"):
+                    "proxy_wstunnel", "headers"):
             f.write("LoadModule %s_module %s/mod_%s.so\n" % (mod, mods, mod))
         if os.geteuid() == 0:
             f.write("User nobody\nGroup nogroup\n")
@@ -139,6 +140,45 @@ async def counted_apart(port, ctx, name):
         await ws.close()
 
 
+async def spoofed(port, ctx, name):
+    """Through the proxy, a student at 127.0.0.2 adds each header that
+    could name another address (the teacher's, 127.0.0.4, among them).
+    wspush believes only the proxy's own entry of X-Forwarded-For: the cap
+    (-c 2) and the token's penalty hold for 127.0.0.2, and the teacher's
+    right token still works."""
+    async def connect(source, headers):
+        sock = socket.create_connection(("127.0.0.1", port), source_address=(source, 0))
+        return await websockets.connect("wss://localhost:%d/ws" % port, ssl=ctx, sock=sock,
+                                        server_hostname="localhost", extra_headers=headers)
+
+    async def ask(ws, token):
+        await ws.send(json.dumps({"req": "get connections", "token": token}))
+        return json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+    forged = [[("X-Real-IP", "127.0.0.4")], [("Forwarded", "for=127.0.0.4")],
+              [("X-Forwarded-For", "127.0.0.4")],
+              [("X-Real-IP", "10.0.0.1"), ("Forwarded", "for=10.0.0.2"),
+               ("X-Forwarded-For", "10.0.0.3, 127.0.0.4")]]
+    held = [await connect("127.0.0.2", forged[0]), await connect("127.0.0.2", forged[1])]
+    for headers in forged[2:]:
+        try:
+            held.append(await connect("127.0.0.2", headers))
+            raise AssertionError("%s: a third socket from 127.0.0.2 was let in with %s"
+                                 % (name, headers))
+        except websockets.exceptions.InvalidStatusCode as e:
+            expect(e.status_code == 503, "%s: status %d" % (name, e.status_code))
+    reply = await ask(held[0], "a wrong guess")
+    expect(reply == {"resp": "error", "content": "wrong admin token"}, "%s: %r" % (name, reply))
+    reply = await ask(held[1], "another guess")
+    expect(reply["resp"] == "error" and "wait" in reply["content"],
+           "%s: a forged header escaped the penalty: %r" % (name, reply))
+    teacher = await connect("127.0.0.4", [])
+    reply = await ask(teacher, TOKEN)
+    expect(reply["resp"] == "get connections", "%s: the teacher was refused: %r" % (name, reply))
+    for ws in held + [teacher]:
+        await ws.close()
+
+
 def browser(name, port):
     """Chromium, through the proxy: the pages over https; the push reaches one."""
     if shutil.which("node") is None or not os.path.isdir(os.path.join(ROOT, "tests", "node_modules",
@@ -185,6 +225,24 @@ def one_proxy(name, start):
                     expect(srv.wait_log(r"Request from 127\.0\.0\.2 refused: 503"),
                            "the refusal names the forwarded address")
                 apart()
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+        with Server("-c", "2", "-t", TOKEN, "-v", name="proxy-spoof-" + tool) as srv:
+            proc = start(folder, port, srv.port, crt, key)
+            try:
+                @case("proxy %s: X-Real-IP, Forwarded, X-Forwarded-For from a client change "
+                      "nothing: -c and the penalty hold for its real address" % name)
+                def spoof():
+                    expect(wait_port(port, proc), "%s did not start" % tool)
+                    asyncio.run(spoofed(port, ctx, name))
+                    expect(srv.wait_log(r"Request from 127\.0\.0\.2 refused: 503") and
+                           srv.wait_log(r"Admin attempts from 127\.0\.0\.2 wait"),
+                           "the refusal and the penalty name the real address")
+                    heads = [line for line in srv.log().splitlines() if "] <- " in line]
+                    expect(not [h for h in heads if "X-Real-IP" in h or "] <- Forwarded:" in h],
+                           "contrib's %s passed on X-Real-IP or Forwarded" % tool)
+                spoof()
             finally:
                 proc.terminate()
                 proc.wait(timeout=10)

@@ -23,8 +23,8 @@ import sys
 import tempfile
 import time
 
-from wsclient import (OP_TEXT, ROOT, Client, HandshakeRefused, Server, Skip, case,
-                      expect, finish, http_request, report, seed_dir, skipped,
+from wsclient import (OP_TEXT, ROOT, Client, HandshakeRefused, Server, Skip, binary, build_shim,
+                      case, expect, finish, http_request, report, seed_dir, skipped,
                       upgrade_request, TIMEOUT)
 
 K1 = "WPe1I4D4U6JMtgVLnU+KmA=="     # the keys from the tutorial's logs
@@ -187,7 +187,6 @@ def test_log(srv):
                  "Connection accepted. User key: " + K1,
                  'Received Message: {"req":"get connections"}',
                  "Request: get connections",
-                 "'%s': 'admin'" % KA,
                  "disconnected.",
                  "Current active connections (close event)"):
         expect(line in log, "log lacks %r" % line)
@@ -195,6 +194,33 @@ def test_log(srv):
            "control characters from clients are escaped in the log")
     stamp = r"\w{3} \w{3} \d\d \d{4} \d\d:\d\d:\d\d GMT[+-]\d{4}"
     expect(re.search(stamp + r" .*Connection accepted", log), "log lines are dated")
+
+
+@case("log: role tables at most once a second; every prompt at once; the last table is whole")
+def test_table():
+    with Server(name="table") as srv:
+        t0 = time.time()
+        users = [Client(srv.port) for _ in range(30)]
+        admin = Client(srv.port)
+        admin.send_json({"req": "get connections"})
+        admin.recv_json()
+        want = [r"'%s': 'user'" % re.escape(u.key) for u in users]
+        want.append(r"'%s': 'admin'" % re.escape(admin.key))
+        # The table as it is now, within a second or so, with every role.
+        expect(srv.wait_log(r"\{\n(  '[^\n]*\n){31}\}", 3), "no whole table of 31 roles")
+        took = time.time() - t0
+        log = srv.log()
+        table = log[log.rindex("{\n"):]
+        for line in want:
+            expect(re.search(line, table), "the last table lacks %s" % line)
+        tables = log.count("\n{\n")
+        expect(tables <= took / 1.0 + 1, "%d tables in %.2f s" % (tables, took))
+        expect(log.count("Connection accepted.") == 31 and
+               log.count("Current active connections\n") >= 31,
+               "a prompt for every connection")
+        expect(log.count("Request: get connections") == 1, "the admin's prompt")
+        for c in users + [admin]:
+            c.drop()
 
 
 @case("JSON: malformed request gets an error reply, connection stays open")
@@ -405,15 +431,11 @@ int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *t, co
 
 @case("SIGTERM: a signal that comes just before the loop waits is not missed")
 def test_sigterm_race():
-    if os.environ.get("WSPUSH"):
-        return Skip("LD_PRELOAD runs against the plain build only (./wspush)")
-    folder = tempfile.mkdtemp(prefix="wspush-shim-")
+    shim = build_shim(RAISE_SHIM)
+    if isinstance(shim, Skip):
+        return shim
     try:
-        with open(os.path.join(folder, "shim.c"), "w") as f:
-            f.write(RAISE_SHIM)
-        subprocess.run(["cc", "-shared", "-fPIC", "-o", os.path.join(folder, "shim.so"),
-                        os.path.join(folder, "shim.c"), "-ldl"], check=True)
-        srv = Server(name="sigterm-race", env={"LD_PRELOAD": os.path.join(folder, "shim.so")})
+        srv = Server(name="sigterm-race", env={"LD_PRELOAD": shim})
         c = Client(srv.port)        # wakes the loop: the shim raises at its next wait
         try:
             status = srv.proc.wait(timeout=2 + 3)
@@ -423,28 +445,34 @@ def test_sigterm_race():
         c.drop()
         expect(status == 0, "wspush did not stop on a SIGTERM raised before its wait")
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(os.path.dirname(shim), ignore_errors=True)
 
 
 @case("command line: bad flags and values exit 2 with the usage; port in use exits 1")
 def test_cli(srv):
-    binary = os.path.join(ROOT, "wspush")
+    program = binary()
     for args, says in ((["-x"], b"option requires"), (["-Z"], b"invalid option"),
                        (["-p", "70000"], b"-p 70000"), (["-m", "abc"], b"-m abc"),
                        (["-T", "0"], b"-T 0"), (["-c", "-1"], b"-c -1"),
-                       (["extra"], b"unexpected argument")):
-        r = subprocess.run([binary] + args, capture_output=True, timeout=TIMEOUT)
+                       (["extra"], b"unexpected argument"),
+                       (["-t", "short token"], b"-t random")):
+        r = subprocess.run([program] + args, capture_output=True, timeout=TIMEOUT)
         expect(r.returncode == 2 and b"usage:" in r.stderr and says in r.stderr,
                "%r: %r" % (args, r))
-    r = subprocess.run([binary, "-p", str(srv.port), "-b", "127.0.0.1"],
+    env = dict(os.environ, WSPUSH_ADMIN_TOKEN="sesame")
+    r = subprocess.run([program], capture_output=True, timeout=TIMEOUT, env=env)
+    expect(r.returncode == 2 and b"at least 12 characters" in r.stderr, "a short token: %r" % r)
+    r = subprocess.run([program, "-p", str(srv.port), "-b", "127.0.0.1"],
                        capture_output=True, timeout=TIMEOUT)
     expect(r.returncode == 1 and b"Address already in use" in r.stderr, "port in use: %r" % (r,))
     for flag in ("-h", "--help"):
-        r = subprocess.run([binary, flag], capture_output=True, timeout=TIMEOUT)
+        r = subprocess.run([program, flag], capture_output=True, timeout=TIMEOUT)
         expect(r.returncode == 0 and b"-m BYTES" in r.stdout and b"1000" in r.stdout,
                "%s prints flags and limits" % flag)
-    r = subprocess.run([binary, "--version"], capture_output=True, timeout=TIMEOUT)
-    expect(r.returncode == 0 and re.match(rb"wspush \d+\.\d+", r.stdout), "--version: %r" % r)
+    for args in (["--version"], ["-q", "--version"], ["--version", "-p", "1"]):
+        r = subprocess.run([program] + args, capture_output=True, timeout=TIMEOUT)
+        expect(r.returncode == 0 and re.match(rb"wspush \d+\.\d+", r.stdout),
+               "%r: %r" % (args, r))
 
 
 @case("-v: the trace shows the handshake, the RFC's masked \"Hello\" frame, closes; no token")
@@ -495,6 +523,7 @@ def main():
         if not core:
             test_cli(srv)
         test_log(srv)
+    test_table()
     test_sigterm()
     test_sigterm_answered()
     if not core:

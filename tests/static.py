@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import tempfile
 
-from wsclient import ROOT, Server, case, expect, finish, http_request
+from wsclient import ROOT, Server, binary, case, expect, finish, http_request
 
 SECRET = b"TOP-SECRET-OUTSIDE-WWW"
 
@@ -93,7 +93,7 @@ def test_too_big(srv):
 
 @case("static: -d with a missing folder is a start-up error")
 def test_bad_dir():
-    r = subprocess.run([os.path.join(ROOT, "wspush"), "-d", "/no/such/folder", "-p", "0"],
+    r = subprocess.run([binary(), "-d", "/no/such/folder", "-p", "0"],
                        capture_output=True, timeout=10)
     expect(r.returncode == 1 and b"not a folder" in r.stderr, repr(r))
 

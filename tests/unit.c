@@ -1016,13 +1016,17 @@ static void test_admin(void)
         { "null", 0 }, { "http://evil.example", 0 }, { "http://localhost.evil.example", 0 },
         { "file://", 0 }, { "http://localhost/x", 0 }, { "ftp://localhost", 0 },
     };
+    /* X-Forwarded-For: the last entry, which the proxy added; a client's
+     * own entries before it are not believed. Entries that are proxies
+     * named with -x (here 192.0.2.8 and ::8) are passed over leftwards. */
     static const struct { const char *header, *addr; } forwarded[] = {
         { "10.0.0.7", "10.0.0.7" }, { "1.2.3.4, 10.0.0.7", "10.0.0.7" },
-        { "for=192.0.2.60;proto=http", "192.0.2.60" },
-        { "for=\"[2001:db8::7]:4711\"", "2001:db8::7" },
-        { "for=192.0.2.43, for=\"198.51.100.17:8080\"", "198.51.100.17" },
+        { "10.0.0.7, 192.0.2.8", "10.0.0.7" }, { "192.0.2.8,10.0.0.7", "10.0.0.7" },
+        { "192.0.2.1, 10.0.0.7 , ::8, 192.0.2.8", "10.0.0.7" }, { "192.0.2.8", "192.0.2.8" },
+        { "127.0.0.4, 127.0.0.2", "127.0.0.2" },
         { "2001:db8::1", "2001:db8::1" }, { "unknown", NULL }, { "", NULL },
-        { "10.0.0.7; rm -rf /", "10.0.0.7" }, { "10.0.0.7evil", NULL },
+        { "10.0.0.7, ", NULL }, { "for=192.0.2.60", NULL }, { "10.0.0.7; rm -rf /", NULL },
+        { "10.0.0.7evil", NULL }, { "1.2.3.4, unknown", NULL },
     };
     char out[ADDR_LEN];
     begin("admin rules");
@@ -1032,11 +1036,15 @@ static void test_admin(void)
         CHECK(host_is_loopback(cspan(hosts[i].host)) == hosts[i].loopback, hosts[i].host);
     for (size_t i = 0; i < sizeof origins / sizeof origins[0]; i++)
         CHECK(origin_is_local(cspan(origins[i].origin)) == origins[i].local, origins[i].origin);
+    opt.proxies[0] = "192.0.2.8";
+    opt.proxies[1] = "::8";
+    opt.n_proxies = 2;
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) {
         int ok = forwarded_addr(cspan(forwarded[i].header), out) == 0;
         CHECK(forwarded[i].addr ? ok && strcmp(out, forwarded[i].addr) == 0 : !ok,
               forwarded[i].header);
     }
+    opt.n_proxies = 0;
     CHECK(token_matches(cspan("s3cret"), "s3cret"), "right token");
     CHECK(!token_matches(cspan("s3creT"), "s3cret"), "last byte differs");
     CHECK(!token_matches(cspan("s3cre"), "s3cret"), "prefix of the token");
@@ -1099,15 +1107,18 @@ static void test_log(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = strlen(cases[i].in);
         unsigned char *p = exact(cases[i].in, n);
-        text_escape(out, p, n, n, n);
+        text_escape(out, p, n, LOG_MESSAGE_MAX, n, n);
         CHECK(strcmp(out, cases[i].out) == 0, cases[i].out);
         free(p);
     }
     opt.token = "open sesame";
-    text_escape(out, (const unsigned char *)"say open sesame!", 16, 16, 16);
+    text_escape(out, (const unsigned char *)"say open sesame!", 16, LOG_MESSAGE_MAX, 16, 16);
     CHECK(strcmp(out, "say ***!") == 0, "the -t token is masked");
-    text_escape(out, (const unsigned char *)"{\"token\":\"guess\"}", 17, 9, 16);
+    text_escape(out, (const unsigned char *)"{\"token\":\"guess\"}", 17, LOG_MESSAGE_MAX, 9, 16);
     CHECK(strcmp(out, "{\"token\":***}") == 0, "a range is hidden");
+    /* Cut at 8 bytes, the token's start would show: it is found past the cut. */
+    text_escape(out, (const unsigned char *)"say open sesame!", 16, 8, 16, 16);
+    CHECK(strcmp(out, "say *** ...") == 0, "a token the cut goes through is hidden whole");
     opt.token = NULL;
     /* A URL's query may hold a token: it is hidden whole, to the space. */
     static const struct { const char *url; size_t from, to; } queries[] = {

@@ -18,6 +18,8 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 
@@ -82,6 +84,26 @@ def sanitized():
     return os.environ.get("WSPUSH_TAG") in ("asan", "valgrind")
 
 
+def binary():
+    """The wspush under test: $WSPUSH's program (without a wrapper such as
+    valgrind), or ./wspush."""
+    return os.path.join(ROOT, shlex.split(os.environ.get("WSPUSH", "./wspush"))[-1])
+
+
+def build_shim(source):
+    """Compile C source into a shared object for LD_PRELOAD, or return a
+    Skip when the build under test cannot take one (sanitizers, valgrind,
+    a static musl build). The caller removes the folder it lies in."""
+    if os.environ.get("WSPUSH_TAG") in ("asan", "valgrind", "musl"):
+        return Skip("LD_PRELOAD does not work with the %s build" % os.environ["WSPUSH_TAG"])
+    folder = tempfile.mkdtemp(prefix="wspush-shim-")
+    with open(os.path.join(folder, "shim.c"), "w") as f:
+        f.write(source)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", os.path.join(folder, "shim.so"),
+                    os.path.join(folder, "shim.c"), "-ldl"], check=True)
+    return os.path.join(folder, "shim.so")
+
+
 def where(e):
     """The place in a test file (not in this helper) where e was raised."""
     frames = [f for f in traceback.extract_tb(e.__traceback__)
@@ -137,9 +159,11 @@ def accept_for(key):
 
 
 class Server:
-    """wspush started on a free loopback port, its log in tests/out."""
+    """wspush started on a free loopback port, its log in tests/out. With
+    slow_log=N, its stdout is a pipe read at N bytes a second, as a slow
+    terminal would (what is read still goes to the log file)."""
 
-    def __init__(self, *args, env=None, cwd=None, name="wspush", preexec=None):
+    def __init__(self, *args, env=None, cwd=None, name="wspush", preexec=None, slow_log=None):
         os.makedirs(OUT, exist_ok=True)
         # $WSPUSH may name another build or a wrapper ("valgrind ./wspush");
         # $WSPUSH_TAG prefixes the log names, so test.sh can find them.
@@ -155,8 +179,11 @@ class Server:
         cmd = command + ["-p", "0"] + list(args)
         if "-b" not in args:
             cmd += ["-b", "127.0.0.1"]
-        self.proc = subprocess.Popen(cmd, stdout=self.logfile, stderr=subprocess.STDOUT,
+        out = subprocess.PIPE if slow_log else self.logfile
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      env=full_env, cwd=cwd or ROOT, preexec_fn=preexec)
+        if slow_log:
+            threading.Thread(target=self._read_slowly, args=(slow_log,), daemon=True).start()
         self.port = None
         deadline = time.time() + 30     # valgrind starts slowly
         while time.time() < deadline and self.port is None:
@@ -170,6 +197,17 @@ class Server:
         if self.port is None:
             self.stop()
             raise RuntimeError("wspush did not start: %r" % self.log_bytes()[-500:])
+
+    def _read_slowly(self, rate):
+        """Copy the server's stdout to the log file, rate bytes a second."""
+        tick = 0.05
+        while True:
+            chunk = self.proc.stdout.read1(max(1, int(rate * tick)))
+            if not chunk:
+                return
+            self.logfile.write(chunk)
+            self.logfile.flush()
+            time.sleep(tick)
 
     def log_bytes(self):
         with open(self.logpath, "rb") as f:
@@ -214,10 +252,10 @@ class Server:
         self.stop()
 
 
-def http_request(port, raw, timeout=TIMEOUT, host="127.0.0.1"):
+def http_request(port, raw, timeout=TIMEOUT, host="127.0.0.1", source=None):
     """Send raw bytes, read until the server closes; return (status,
     headers dict with lowercase names, body bytes)."""
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = socket.create_connection((host, port), timeout=timeout, source_address=source)
     try:
         s.sendall(raw)
         data = read_all(s, timeout)
