@@ -1,10 +1,10 @@
 /* floor.c -- the cost floor for bench/run.sh: the loop of wspush with no
  * protocol at all. One thread, one select() loop, non-blocking sockets;
- * a sender's answer is written right after its read; when few sockets
- * spoke, they are read again (up to 8 rounds) before the next select(),
- * which costs more than a read() per socket it watches; after traffic
- * the loop polls without sleeping for 1 ms. What wspush spends beyond
- * this is the price of WebSocket and JSON.
+ * a sender's answer is written right after its read; while wake-ups come
+ * within 1 ms of each other and few sockets spoke, they are read again
+ * (up to 8 rounds) before the next select(), which costs more than a
+ * read() per socket it watches. Between wake-ups it sleeps in select().
+ * What wspush spends beyond this is the price of WebSocket and JSON.
  *
  *   floor [PORT]      echo: every byte read is written back
  *   floor -r [PORT]   route, the floor of "push a user": a connection
@@ -16,7 +16,7 @@
  *                     back for each.
  * Clients are trusted to read what they are sent (it is a benchmark). 
  * PORT 0 or none picks a free port; the first line printed names it. */
-#define _DEFAULT_SOURCE        /* timeradd(), timercmp() */
+#define _DEFAULT_SOURCE        /* timersub(), timercmp() */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -153,21 +153,17 @@ int main(int argc, char **argv)
     FD_SET(lfd, &all);
     int max_fd = lfd;
     static int spoke[FD_SETSIZE];
-    struct timeval busy_until = { 0, 0 };
+    struct timeval last = { 0, 0 };
     for (;;) {
         fd_set rfds = all, wfds = want_write;
-        struct timeval now, tv = { 0, 250000 };
-        gettimeofday(&now, NULL);
-        if (timercmp(&now, &busy_until, <))
-            tv.tv_usec = 0;
-        int ready = select(max_fd + 1, &rfds, &wfds, NULL, &tv);
+        struct timeval now, gap, ms = { 0, 1000 };
+        int ready = select(max_fd + 1, &rfds, &wfds, NULL, NULL);
         if (ready < 0)
             continue;
-        if (ready > 0) {
-            struct timeval ms = { 0, 1000 };
-            gettimeofday(&now, NULL);
-            timeradd(&now, &ms, &busy_until);
-        }
+        gettimeofday(&now, NULL);
+        timersub(&now, &last, &gap);
+        int busy = !timercmp(&gap, &ms, >);
+        last = now;
         if (FD_ISSET(lfd, &rfds)) {
             int fd;
             while ((fd = accept(lfd, NULL, NULL)) >= 0) {
@@ -211,7 +207,7 @@ int main(int argc, char **argv)
             for (int fd = 0; fd <= max_fd; fd++)    /* then everyone else */
                 if (conns[fd].open && conns[fd].out_len > 0)
                     flush(fd, &want_write);
-            again = speakers > 0 && speakers * 8 <= max_fd;     /* few spoke */
+            again = busy && speakers > 0 && speakers * 8 <= max_fd;     /* few spoke */
         }
     }
 }

@@ -2,7 +2,8 @@
 # bench/run.sh -- wspush against the article's Node server and the floor,
 # side by side in one run, and the targets checked.
 #
-#   bench/run.sh           the standard workloads, 3 runs each (RUNS=n)
+#   bench/run.sh           the standard workloads, 3 runs each (RUNS=n):
+#                          wspush's JSON mode, and its raw echo (-e)
 #   bench/run.sh --smoke   each mode for about a second, wspush and floor
 #                          only; PASS/FAIL lines for test.sh
 #
@@ -105,7 +106,8 @@ start() {
     local log="$OUT/server.log"
     : > "$log"
     case $1 in
-    wspush) $ON_SERVER "$OUT/wspush" -q -c 0 -b 127.0.0.1 -p 0 > "$log" 2>&1 & ;;
+    wspush) case $2 in raw*) mode=-e;; *) mode=;; esac
+            $ON_SERVER "$OUT/wspush" -q -c 0 -b 127.0.0.1 -p 0 $mode > "$log" 2>&1 & ;;
     node)   PORT=$(free_port)
             (cd "$NODE_DIR" && PORT=$PORT QUIET=1 exec $ON_SERVER node server.js) > "$log" 2>&1 & ;;
     floor)  if [ "$2" = push ]; then $ON_SERVER "$OUT/floor" -r 0 > "$log" 2>&1 &
@@ -128,13 +130,16 @@ stop() {
 if [ "$SMOKE" = 1 ]; then
     WORKLOADS=("rtt|rtt -n 500 -s 32" "tput64|tput -c 5 -w 4 -s 64 -t 1"
                "tput60k|tput -c 2 -w 2 -s 60000 -t 1" "push|push -c 10 -w 4 -t 1"
-               "conns|conns -c 100" "churn|churn -c 2 -t 1")
+               "conns|conns -c 100" "churn|churn -c 2 -t 1"
+               "class40|class -c 5 -w 100 -s 64 -t 1" "raw64|tput -c 5 -w 4 -s 64 -t 1 -r")
     TARGETS="wspush floor"
     RUNS=1
 else
     WORKLOADS=("rtt|rtt -n 20000 -s 32" "tput64|tput -c 50 -w 8 -s 64 -t 5"
                "tput60k|tput -c 10 -w 4 -s 60000 -t 5" "push|push -c 100 -w 16 -t 5"
-               "conns|conns -c 1000" "churn|churn -c 8 -t 5")
+               "conns|conns -c 1000" "churn|churn -c 8 -t 5"
+               "class40|class -c 40 -w 200 -s 64 -t 10" "class30|class -c 30 -w 1000 -s 64 -t 10"
+               "raw64|tput -c 50 -w 8 -s 64 -t 5 -r")
     TARGETS="wspush node floor"
 fi
 
@@ -152,11 +157,16 @@ for w in "${WORKLOADS[@]}"; do
             # The floor holds no state per client and has no close handshake:
             # in churn its clients close first and fill up with TIME_WAIT.
             [ "$target" = floor ] && { [ "$name" = conns ] || [ "$name" = churn ]; } && continue
+            # The article's server has no raw echo.
+            [ "$target" = node ] && [ "$name" = raw64 ] && continue
             start "$target" "$name" || { status=1; continue; }
             floor_flag=""
+            these=$args
             [ "$target" = floor ] && floor_flag=-f
+            # The floor echoes raw anyway: -r is for wspush -e only.
+            [ "$target" = floor ] && these=${args% -r}
             # shellcheck disable=SC2086
-            line=$($ON_CLIENT "$OUT/wsbench" $args -p "$PORT" -x "$PID" -l "$target" $floor_flag 2> "$OUT/client.err")
+            line=$($ON_CLIENT "$OUT/wsbench" $these -p "$PORT" -x "$PID" -l "$target" $floor_flag 2> "$OUT/client.err")
             rc=$?
             stop
             say "$name run $run: $line"
@@ -220,6 +230,24 @@ MD=$OUT/results.md
     a=$(median push wspush server_cpu_ns)
     c=$(median push floor server_cpu_ns)
     say "| push | server CPU per delivery, ns | ${a:--} | $(median push node server_cpu_ns) | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
+    a=$(median churn wspush server_cpu_ns)
+    say "| churn | server CPU per cycle, ns | ${a:--} | $(median churn node server_cpu_ns) | - | - | | |"
+    for w in class40 class30; do
+        case $w in class40) what="40 clients, a message each 200 ms";; *) what="30 clients, a message each second";; esac
+        a=$(median $w wspush server_cpu_ms_per_s)
+        b=$(median $w node server_cpu_ms_per_s)
+        c=$(median $w floor server_cpu_ms_per_s)
+        say "| $w | $what: server CPU, ms per second | ${a:--} | ${b:--} | ${c:--} | $(ratio "$a" "$b") | <= 1 x | $(check "$(ratio "$a" "$b")" "<=" 1) |"
+        a=$(median $w wspush server_cpu_ns)
+        c=$(median $w floor server_cpu_ns)
+        say "| $w | ... per message, µs | $(awk -v v="$a" 'BEGIN { if (v != "") printf "%.0f", v / 1000 }') | $(awk -v v="$(median $w node server_cpu_ns)" 'BEGIN { if (v != "") printf "%.0f", v / 1000 }') | $(awk -v v="$c" 'BEGIN { if (v != "") printf "%.0f", v / 1000 }') | (vs floor) $(ratio "$a" "$c") | | |"
+    done
+    a=$(median raw64 wspush rate)
+    c=$(median raw64 floor rate)
+    say "| raw64 | wspush -e: 64 B messages/s (echoed verbatim) | ${a:--} | - | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
+    a=$(median raw64 wspush server_cpu_ns)
+    c=$(median raw64 floor server_cpu_ns)
+    say "| raw64 | ... server CPU per message, ns | ${a:--} | - | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
     say ""
     say "Medians of $RUNS runs; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $(date -u +%Y-%m-%d)."
     [ -n "$NODE_WHY" ] && say "The article's server was not run: $NODE_WHY."

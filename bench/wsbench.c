@@ -11,14 +11,20 @@
  *          in flight; deliveries are counted at the users
  *   conns  open and hold C connections, one echo each; server memory
  *   churn  C loops of connect, handshake, one echo, close, for T seconds
+ *   class  a classroom: C clients each sending one S-byte message every
+ *          W ms (each from its own random moment), for T seconds; the
+ *          server's CPU is reported per second (server_cpu_ms_per_s) as
+ *          well as per message
  * Every run ends by T + 20 s whatever happens, and prints one line:
  *   RESULT mode=tput target=wspush ... rate=... p50_us=... errors=0
  *
  * usage: wsbench MODE [-h HOST] [-p PORT] [-c C] [-w W] [-s S] [-t T]
- *                [-n N] [-x PID] [-f] [-l LABEL]
+ *                [-n N] [-x PID] [-f] [-r] [-l LABEL]
  *   -f  the server is the floor (bench/floor.c): no handshake; an echo
  *       is the request bytes themselves, and in push mode the admin
  *       sends each user the very frame wspush would send
+ *   -r  the server echoes raw (wspush -e): a reply is the request's own
+ *       bytes, after a real handshake
  *   -x  the server's PID, to report its CPU per message and its memory */
 #define _POSIX_C_SOURCE 200809L
 
@@ -43,7 +49,7 @@
 #define HIST_US       1000000       /* latency histogram: 1 µs buckets to 1 s */
 #define GRACE_S       20            /* every run ends by T + this */
 
-enum mode { RTT, TPUT, PUSH, CONNS, CHURN };
+enum mode { RTT, TPUT, PUSH, CONNS, CHURN, CLASS };
 enum state { CONNECTING, HANDSHAKE, OPEN, CLOSING };
 
 struct buf {
@@ -62,14 +68,15 @@ struct peer {
     uint64_t sent, received;    /* messages this peer sent / got back   */
     uint64_t next_expected;     /* push: next sequence number for this user */
     int64_t sent_at[RING];      /* send times by sequence number        */
+    int64_t next_send;          /* class: when its next message goes    */
     int want_out;               /* EPOLLOUT is armed                    */
 };
 
 static struct {
     enum mode mode;
     const char *host, *label;
-    int port, clients, window, size, seconds, count, floor, pid;
-} opt = { TPUT, "127.0.0.1", "server", 8080, 1, 1, 64, 5, 20000, 0, 0 };
+    int port, clients, window, size, seconds, count, floor, raw, pid;
+} opt = { TPUT, "127.0.0.1", "server", 8080, 1, 1, 64, 5, 20000, 0, 0, 0 };
 
 static struct peer *peers;
 static int npeers, epfd;
@@ -280,7 +287,7 @@ static void send_echo(struct peer *p)
 static void check_echo(struct peer *p, const unsigned char *payload, size_t len)
 {
     static int fresh = 1;
-    const char *head = opt.floor ? REQ_HEAD : RESP_HEAD;
+    const char *head = opt.floor || opt.raw ? REQ_HEAD : RESP_HEAD;
     size_t hl = strlen(head);
     memcpy(expect_buf, head, hl);
     size_t n = echo_text(expect_buf + hl, p->received, fresh);
@@ -516,6 +523,8 @@ static void on_open(struct peer *p)
     case CHURN:
         send_echo(p);
         break;
+    case CLASS:
+        break;
     }
 }
 
@@ -552,6 +561,10 @@ static void on_frame(struct peer *p, int op, unsigned char *payload, size_t n)
             send_echo(p);
         }
         break;
+    case CLASS:
+        check_echo(p, payload, n);
+        done_msgs++;
+        break;
     case CONNS:
         check_echo(p, payload, n);
         done_msgs++;
@@ -586,15 +599,36 @@ static void on_frame(struct peer *p, int op, unsigned char *payload, size_t n)
     }
 }
 
+/* Class mode: send the messages that are due (one each W ms a client,
+ * until the run stops); returns the ms until the next one, at most 50. */
+static int class_due(void)
+{
+    int64_t now = now_ns(), next = now + 50000000;
+    if (opt.mode != CLASS || !measuring)
+        return 50;
+    for (int i = 0; i < npeers; i++) {
+        struct peer *p = &peers[i];
+        if (p->fd >= 0 && now >= p->next_send && now < stop_ns) {
+            tick = now;
+            send_echo(p);
+            p->next_send += (int64_t)opt.window * 1000000;
+        }
+        if (p->next_send < next)
+            next = p->next_send;
+    }
+    return next > now ? (int)((next - now + 999999) / 1000000) : 0;
+}
+
 /* Run epoll until done() says so or the deadline passes. */
 static void loop(int (*done)(void), int64_t deadline)
 {
     struct epoll_event evs[256];
     while (!done() && now_ns() < deadline) {
+        int wait_ms = class_due();
         for (int i = 0; i < npeers; i++)
             if (peers[i].fd >= 0 && peers[i].out.len > peers[i].out.off)
                 peer_write(&peers[i]);
-        int n = epoll_wait(epfd, evs, 256, 50);
+        int n = epoll_wait(epfd, evs, 256, wait_ms);
         for (int i = 0; i < n; i++) {
             struct peer *p = evs[i].data.ptr;
             if (p->fd < 0)
@@ -629,10 +663,20 @@ static int drained(void)
     return admin_peer == NULL || acks >= push_seq;
 }
 
-/* CPU time (user + system) of process pid so far, in nanoseconds. */
+/* CPU time (user + system) of process pid so far, in nanoseconds: from
+ * /proc/PID/schedstat, to the nanosecond, where the kernel keeps it; else
+ * from /proc/PID/stat, in clock ticks (10 ms). */
 static int64_t cpu_ns(int pid)
 {
     char path[64], buf[1024];
+    unsigned long long ns;
+    snprintf(path, sizeof path, "/proc/%d/schedstat", pid);
+    FILE *sf = fopen(path, "r");
+    int got = sf != NULL && fscanf(sf, "%llu", &ns) == 1;
+    if (sf != NULL)
+        fclose(sf);
+    if (got && ns > 0)
+        return (int64_t)ns;
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -666,8 +710,8 @@ static long peak_rss_kb(int pid)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: wsbench rtt|tput|push|conns|churn [-h HOST] [-p PORT] [-c C] "
-                    "[-w W] [-s S] [-t T] [-n N] [-x PID] [-f] [-l LABEL]\n");
+    fprintf(stderr, "usage: wsbench rtt|tput|push|conns|churn|class [-h HOST] [-p PORT] [-c C] "
+                    "[-w W] [-s S] [-t T] [-n N] [-x PID] [-f] [-r] [-l LABEL]\n");
     exit(2);
 }
 
@@ -675,15 +719,15 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         usage();
-    const char *names[] = { "rtt", "tput", "push", "conns", "churn" };
+    const char *names[] = { "rtt", "tput", "push", "conns", "churn", "class" };
     int m;
-    for (m = 0; m < 5 && strcmp(argv[1], names[m]) != 0; m++) ;
-    if (m == 5)
+    for (m = 0; m < 6 && strcmp(argv[1], names[m]) != 0; m++) ;
+    if (m == 6)
         usage();
     opt.mode = (enum mode)m;
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:fl:")) != -1) {
+    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:frl:")) != -1) {
         switch (ch) {
         case 'h': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
@@ -694,6 +738,7 @@ int main(int argc, char **argv)
         case 'n': opt.count = atoi(optarg); break;
         case 'x': opt.pid = atoi(optarg); break;
         case 'f': opt.floor = 1; break;
+        case 'r': opt.raw = 1; break;
         case 'l': opt.label = optarg; break;
         default: usage();
         }
@@ -701,7 +746,8 @@ int main(int argc, char **argv)
     if (opt.mode == RTT)
         opt.clients = opt.window = 1;
     if (opt.clients < 1 || opt.clients + 1 > MAX_PEERS || opt.window < 1 ||
-        opt.window > RING / 4 || opt.size < 1 || opt.size > (16 << 20) || opt.seconds < 1)
+        (opt.window > RING / 4 && opt.mode != CLASS) || opt.size < 1 ||
+        opt.size > (16 << 20) || opt.seconds < 1)
         usage();
 
     struct rlimit rl;
@@ -792,11 +838,17 @@ int main(int argc, char **argv)
             peer_connect(&peers[i]);
         loop(never, stop_ns);
         break;
+    case CLASS:
+        for (int i = 0; i < npeers; i++)    /* each from its own moment */
+            peers[i].next_send = start_ns + (int64_t)(rand32() % (uint32_t)opt.window) * 1000000;
+        loop(never, stop_ns);
+        loop(drained, deadline);
+        break;
     }
     int64_t end_ns = now_ns();
     int64_t cpu1 = opt.pid ? cpu_ns(opt.pid) : -1;
-    double secs = (double)((opt.mode == TPUT || opt.mode == PUSH || opt.mode == CHURN
-                            ? stop_ns : end_ns) - start_ns) / 1e9;
+    double secs = (double)((opt.mode == TPUT || opt.mode == PUSH || opt.mode == CHURN ||
+                            opt.mode == CLASS ? stop_ns : end_ns) - start_ns) / 1e9;
     uint64_t count = opt.mode == CHURN ? cycles : done_msgs;
     if (now_ns() >= deadline) {
         fprintf(stderr, "wsbench: the run did not finish in time\n");
@@ -811,6 +863,8 @@ int main(int argc, char **argv)
                (double)max_ns / 1000);
     if (cpu0 >= 0 && cpu1 >= 0 && count > 0)
         printf(" server_cpu_ns=%.0f", (double)(cpu1 - cpu0) / (double)count);
+    if (cpu0 >= 0 && cpu1 >= 0)
+        printf(" server_cpu_ms_per_s=%.2f", (double)(cpu1 - cpu0) / 1e6 / secs);
     if (opt.pid)
         printf(" server_peak_rss_kb=%ld", peak_rss_kb(opt.pid));
     printf(" errors=%llu\n", (unsigned long long)errors);

@@ -350,15 +350,18 @@ def test_segments(srv):
     s.close()
 
 
-@case("-q silences the per-message lines")
+@case("-q silences the lines for each message and connection, not refusals")
 def test_quiet():
     with Server("-q", name="quiet") as srv:
         c = Client(srv.port)
         c.send_json({"req": "text", "text": "hush"})
         c.recv_json()
         c.close()
-        expect(srv.wait_log("disconnected"), "connection lines stay")
-        expect("Received Message" not in srv.log(), "message lines silenced")
+        http_request(srv.port, upgrade_request("short=="))     # a refusal, logged
+        expect(srv.wait_log("refused: 400"), "refusals are still logged")
+        log = srv.log()
+        for line in ("Received Message", "Connection accepted", "disconnected", "{"):
+            expect(line not in log, "-q did not silence %r" % line)
 
 
 @case("SIGTERM: every client gets close 1001; exit 0 within 2 s if they never answer")
