@@ -114,6 +114,7 @@ else
     run "limits" 300 python3 tests/limits.py
     run "static files" 120 python3 tests/static.py
     run "admin access and presence" 300 python3 tests/admin.py
+    run "seats" 300 python3 tests/seats.py
 fi
 
 echo "== the lessons (lessons/01-05): builds, budgets, behaviour, hostile input under ASan"
@@ -160,6 +161,7 @@ full() {
         skip "browser: no Chromium at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"
     else
         run "browser" 300 node tests/browser.js
+        run "seats in Chromium" 300 node tests/seats.js 2
         echo "screenshots: $OUT/screenshots"
     fi
 
@@ -194,6 +196,7 @@ full() {
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "conformance (sanitizers)" 600 python3 tests/conformance.py
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "limits (sanitizers)" 600 python3 tests/limits.py
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "admin (sanitizers)" 300 python3 tests/admin.py
+        WSPUSH=./wspush-asan WSPUSH_TAG=asan run "seats (sanitizers)" 300 python3 tests/seats.py
         unset ASAN_OPTIONS UBSAN_OPTIONS
         logs_clean asan sanitizers 'ERROR: (Address|Leak)Sanitizer|runtime error:'
     else

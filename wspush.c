@@ -72,6 +72,10 @@
 #define PENALTY_SLOTS        64         /* addresses whose failures we recall */
 #define MAX_NAMES_PER_S      5          /* "set name" a second, per client    */
 #define LIST_INTERVAL_MS     250        /* a watcher's lists come this apart  */
+#define DEFAULT_GRACE_S      120        /* -g: a seat waits this long, away   */
+#define SEAT_KEYS            4          /* keys a seat answers to, newest 1st */
+#define MAX_SEAT_PUSHES      64         /* pushes a seat keeps until seen     */
+#define MAX_REF_LEN          16         /* bytes of a push's "ref"            */
 #define DEFAULT_HANDSHAKE_TIMEOUT_S 10  /* -T: slow handshakes are dropped    */
 #define DEFAULT_PING_INTERVAL_S     20  /* -i: ping a client silent so long   */
 #define DEFAULT_PONG_TIMEOUT_S      10  /* -k: drop it if still silent        */
@@ -103,6 +107,7 @@ static struct options {         /* set from the command line (section 20) */
     size_t max_message, max_queue, max_buffered;        /* -m, -s, -M   */
     int max_per_addr;           /* -c; 0: no cap                        */
     int handshake_timeout_s, ping_interval_s, pong_timeout_s;   /* -T -i -k */
+    int grace_s;                /* -g: how long an away seat waits      */
     const char *token;          /* -t or WSPUSH_ADMIN_TOKEN             */
     int anyone_admin;           /* -A: the tutorial's open admin role   */
     int raw_echo;               /* -e: echo every message verbatim      */
@@ -120,6 +125,7 @@ static struct options {         /* set from the command line (section 20) */
     .handshake_timeout_s = DEFAULT_HANDSHAKE_TIMEOUT_S,
     .ping_interval_s = DEFAULT_PING_INTERVAL_S,
     .pong_timeout_s = DEFAULT_PONG_TIMEOUT_S,
+    .grace_s = DEFAULT_GRACE_S,
 };
 
 /* ================== 2. Spans and helpers [second reading] ===================
@@ -147,8 +153,10 @@ struct buf {
 };
 
 /* The string members of a request wspush knows, decoded and as sent (section 11). */
-enum field { F_REQ, F_TEXT, F_USERKEY, F_TOKEN, F_NAME, N_FIELDS };
-static const char *const field_name[N_FIELDS] = { "req", "text", "userkey", "token", "name" };
+enum field { F_REQ, F_TEXT, F_USERKEY, F_TOKEN, F_NAME, F_SECRET, F_ID, F_REF, N_FIELDS };
+static const char *const field_name[N_FIELDS] = {
+    "req", "text", "userkey", "token", "name", "secret", "id", "ref"
+};
 struct request {
     struct span field[N_FIELDS];        /* p is NULL if not sent */
     struct span raw[N_FIELDS];
@@ -194,6 +202,18 @@ static struct span span_trim(struct span s)
     while (s.len > 0 && (s.p[s.len - 1] == ' ' || s.p[s.len - 1] == '\t'))
         s.len--;
     return s;
+}
+
+/* Compare a sent secret (a token, a seat's) with ours in a time that does
+ * not depend on where they differ, so timing cannot reveal it byte by
+ * byte. */
+static int token_matches(struct span sent, const char *token)
+{
+    size_t n = strlen(token);
+    unsigned diff = sent.len != n;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)token[i] ^ (i < sent.len ? sent.p[i] : 0);
+    return diff == 0;
 }
 
 static int hex_value(unsigned char c)
@@ -290,6 +310,7 @@ enum opcode {
 #define CLOSE_TOO_BIG         1009
 #define CLOSE_INTERNAL_ERROR  1011
 #define CLOSE_KICKED          4000  /* "closed by the teacher"            */
+#define CLOSE_REPLACED        4001  /* its seat went to a new connection  */
 
 #define MAX_CONTROL_PAYLOAD   125   /* §5.5 */
 #define MAX_FRAME_HEADER      14    /* 2 + 8-byte length + 4-byte mask */
@@ -410,12 +431,10 @@ struct conn {
     enum conn_state state;
     enum role role;             /* USER until "get connections"         */
     char key[KEY_TEXT_LEN + 1]; /* Sec-WebSocket-Key: client's address  */
-    unsigned long number;       /* #1, #2 ... in arrival order          */
-    char name[MAX_NAME_CHARS * 4 + 1];  /* display name, UTF-8          */
+    struct seat *seat;          /* the user it is, while open           */
     char addr[ADDR_LEN];        /* peer address, for logs and limits    */
     unsigned char host[16];     /* addr as addr_host() counts it        */
     int local;                  /* may use the loopback admin rule      */
-    time_t since;               /* when the WebSocket opened            */
     struct buf in;              /* bytes not parsed yet                 */
     struct buf out;             /* bytes waiting to be written          */
     struct decoder dec;
@@ -441,6 +460,41 @@ struct conn {
     int write_shut;             /* shutdown(SHUT_WR) is done            */
 };
 
+/* A seat is one user, however many connections it takes: the tutorial's
+ * entry (lookup[key], role[key]), with a number and a name. Every open
+ * connection has one. A page that asks for its seat gets a secret, and
+ * with it takes the same seat back on a new connection, after its Wi-Fi
+ * dropped, say (section 15); meanwhile the seat waits, away, and keeps
+ * what is pushed to it. */
+struct push {                   /* a push to a seat, not yet seen       */
+    char id[24];                /* what the page acknowledges           */
+    char ref[MAX_REF_LEN + 1];  /* the admin's "ref", for its receipts  */
+    struct conn *from;          /* the admin that pushed it, while that */
+    unsigned long from_accepted;/* ... socket is still the same one     */
+    int sent;                   /* written to a connection at least once */
+    struct buf json;            /* the message, as it is sent           */
+};
+
+#define SECRET_LEN (5 + 32)     /* "seat-" and 128 bits in hex */
+
+struct seat {
+    unsigned long number;       /* #1, #2 ... in arrival order; 0: free */
+    char name[MAX_NAME_CHARS * 4 + 1];  /* display name, UTF-8          */
+    char keys[SEAT_KEYS][KEY_TEXT_LEN + 1]; /* [0] its connection's; older ones after */
+    char addr[ADDR_LEN];        /* its latest peer address              */
+    time_t since;               /* when it first came                   */
+    struct conn *conn;          /* its connection, or NULL while away   */
+    int64_t away_ms;            /* since then                           */
+    char secret[SECRET_LEN + 1];/* "" until its page asks for a seat    */
+    int64_t show_ms;            /* on watchers' lists from then, or once */
+    int shown;                  /* ... its connection has said something */
+    int kicked;                 /* closed by the teacher: gone for good */
+    struct push *pushes;        /* MAX_SEAT_PUSHES of them, oldest first */
+    int n_pushes;
+    int fed;                    /* the first so many are in conn's queue */
+    size_t push_bytes;          /* the bytes they hold: at most -s      */
+};
+
 struct penalty {                /* wrong admin tokens from an address   */
     unsigned char host[16];     /* its addr_host()                      */
     int failures;               /* 0: the slot is free                  */
@@ -457,6 +511,8 @@ struct burst {                  /* refusals of one address, one reason  */
 static struct server {
     struct conn conns[FD_SETSIZE];      /* conns[fd], for every socket  */
     struct conn *lookup[LOOKUP_SLOTS];  /* open WebSockets, by key      */
+    struct seat seats[MAX_CLIENTS];     /* the users, here or away      */
+    unsigned long n_pushes;             /* pushes to seats so far       */
     uint64_t seed;                      /* makes key_slot() unguessable */
     int n_open;                         /* WebSockets in the table      */
     int n_pending;                      /* sockets in their handshake   */
@@ -544,21 +600,42 @@ static void lookup_remove(struct conn *c)
     }
 }
 
+/* The seat that holds, or held, key k: the tutorial's lookup[k] first,
+ * then the older keys of seats whose users came back on a new connection,
+ * and the keys of seats away. NULL if none. */
+static struct seat *seat_by_key(struct span k)
+{
+    struct conn *c = conn_by_key(k);
+    if (c != NULL)
+        return c->seat;
+    for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
+        for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
+            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
+                return &srv.seats[i];
+    return NULL;
+}
+
+/* True if seat s is an admin's (an away seat is a user's). */
+static int seat_is_admin(const struct seat *s)
+{
+    return s->conn != NULL && s->conn->role == ROLE_ADMIN;
+}
+
 static int by_number(const void *a, const void *b)
 {
-    unsigned long x = (*(struct conn *const *)a)->number;
-    unsigned long y = (*(struct conn *const *)b)->number;
+    unsigned long x = (*(struct seat *const *)a)->number;
+    unsigned long y = (*(struct seat *const *)b)->number;
     return x < y ? -1 : x > y;
 }
 
-/* Fill order[] with the open connections in the order they came, and
+/* Fill order[] with the seats, here or away, in the order they came, and
  * return how many: the table keeps no order, so they are sorted. */
-static int conns_in_order(struct conn *order[MAX_CLIENTS])
+static int seats_in_order(struct seat *order[MAX_CLIENTS])
 {
     int n = 0;
-    for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state == CONN_OPEN && n < MAX_CLIENTS)
-            order[n++] = &srv.conns[fd];
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (srv.seats[i].number != 0)
+            order[n++] = &srv.seats[i];
     qsort(order, (size_t)n, sizeof order[0], by_number);
     return n;
 }
@@ -583,6 +660,11 @@ static void cmd_get_my_key(struct conn *c, const struct request *r);
 static void cmd_set_name(struct conn *c, const struct request *r);
 static void cmd_watch_users(struct conn *c, const struct request *r);
 static void cmd_kick(struct conn *c, const struct request *r);
+static void cmd_seat(struct conn *c, const struct request *r);
+static void cmd_seen(struct conn *c, const struct request *r);
+static const char *push_to(struct seat *s, struct conn *from, const struct request *r);
+static void seat_leave(struct conn *c);
+static void seat_show(struct seat *s);
 
 static void timer_at(int64_t ms)
 {
@@ -1341,13 +1423,16 @@ static void log_flush(int wait)
 }
 
 /* How many bytes from p[i] on, of p[0..len), the log hides: the rest of
- * [hide_from, hide_to), or the -t token where it stands whole. 0: none. */
+ * [hide_from, hide_to), the -t token where it stands whole, or a seat's
+ * secret ("seat-" and what follows). 0: none. */
 static size_t hidden_run(const unsigned char *p, size_t len, size_t i,
                          size_t hide_from, size_t hide_to)
 {
     size_t token_len = opt.token ? strlen(opt.token) : 0;
     if (i >= hide_from && i < hide_to)
         return hide_to - i;
+    if (len - i >= 5 && memcmp(p + i, "seat-", 5) == 0)
+        return len - i < SECRET_LEN ? len - i : SECRET_LEN;
     if (token_len > 0 && len - i >= token_len && memcmp(p + i, opt.token, token_len) == 0)
         return token_len;
     return 0;
@@ -1413,6 +1498,8 @@ static const char *close_meaning(unsigned code)
     };
     if (code >= 1000 && code <= 1011)
         return names[code - 1000];
+    if (code == CLOSE_REPLACED)
+        return "its seat was taken by a new connection";
     return code == CLOSE_KICKED ? "closed by the teacher" : "an application's code";
 }
 
@@ -1601,17 +1688,18 @@ static int reply_error(struct conn *c, const char *why)
     return reply_json(c, cspan("error"), cspan(why));
 }
 
-/* Queue {"resp":"get connections","content":{KEY:ROLE,...}}, in order. */
+/* Queue {"resp":"get connections","content":{KEY:ROLE,...}}, in order:
+ * every seat once, by the key of its latest connection. */
 static int reply_roles(struct conn *c)
 {
-    struct conn *order[MAX_CLIENTS];
-    int n = conns_in_order(order), bad = 0;
+    struct seat *order[MAX_CLIENTS];
+    int n = seats_in_order(order), bad = 0;
     struct buf *b = &srv.reply;
     b->len = 0;
     bad = buf_puts(b, "{\"resp\":\"get connections\",\"content\":{") < 0;
     for (int i = 0; i < n && !bad; i++)
-        bad = json_put(b, cspan(order[i]->key)) < 0 ||
-              buf_puts(b, order[i]->role == ROLE_ADMIN ? ":\"admin\"" : ":\"user\"") < 0 ||
+        bad = json_put(b, cspan(order[i]->keys[0])) < 0 ||
+              buf_puts(b, seat_is_admin(order[i]) ? ":\"admin\"" : ":\"user\"") < 0 ||
               buf_puts(b, i + 1 < n ? "," : "") < 0;
     return reply_queue(c, bad || buf_puts(b, "}}") < 0);
 }
@@ -1623,7 +1711,7 @@ static int reply_roles(struct conn *c)
  * time comes (timers()). */
 static void log_roles(const char *prompt)
 {
-    struct conn *order[MAX_CLIENTS];
+    struct seat *order[MAX_CLIENTS];
     int64_t next = srv.table_ms + LOG_TABLE_S * 1000;
     if (opt.quiet)
         return;
@@ -1636,11 +1724,11 @@ static void log_roles(const char *prompt)
     }
     if (prompt == NULL)
         log_line("", "Current active connections");
-    int n = conns_in_order(order);
+    int n = seats_in_order(order);
     log_line("", "{");
     for (int i = 0; i < n && i < LOG_TABLE_MAX; i++)
-        log_line("", "  '%s': '%s'%s", order[i]->key, order[i]->role ? "admin" : "user",
-                 i + 1 < n ? "," : "");
+        log_line("", "  '%s': '%s'%s", order[i]->keys[0], seat_is_admin(order[i]) ? "admin"
+                 : "user", i + 1 < n ? "," : "");
     if (n > LOG_TABLE_MAX)
         log_line("", "  ... %d more", n - LOG_TABLE_MAX);
     log_line("", "}");
@@ -1667,15 +1755,20 @@ static void cmd_get_connections(struct conn *c, const struct request *r)
     }
 }
 
-/* Only admins push, and a push needs its text. Returns 1 if c may send
- * r, else answers with the reason and returns 0. */
+/* Only admins push, and a push needs its text (its "ref", if any, is
+ * short). Returns 1 if c may send r, else answers why and returns 0. */
 static int may_push(struct conn *c, const struct request *r)
 {
+    const char *why = NULL;
     if (c->role != ROLE_ADMIN)
-        reply_error(c, "only an admin may push; send \"get connections\" first");
+        why = "only an admin may push; send \"get connections\" first";
     else if (r->field[F_TEXT].p == NULL)
-        reply_error(c, "a push needs a \"text\" string");
-    return c->role == ROLE_ADMIN && r->field[F_TEXT].p != NULL;
+        why = "a push needs a \"text\" string";
+    else if (r->field[F_REF].len > MAX_REF_LEN)
+        why = "a \"ref\" is at most 16 bytes";
+    if (why != NULL)
+        reply_error(c, why);
+    return why == NULL;
 }
 
 /* Queue text for a user on an admin's behalf. A user with more than -s
@@ -1690,18 +1783,23 @@ static int push_text(struct conn *user, struct span text)
     return reply_text(user, text);
 }
 
-/* {"req":"push a user","userkey":K,"text":T}: T goes to K alone. */
+/* {"req":"push a user","userkey":K,"text":T}: T goes to K alone, or to
+ * the seat that held K, if its user came back on a new connection; to a
+ * seat away, it goes when its user is back (section 15). */
 static void cmd_push_a_user(struct conn *c, const struct request *r)
 {
     if (!may_push(c, r))
         return;
-    struct conn *user = conn_by_key(r->field[F_USERKEY]);
-    if (user == NULL) {
+    struct seat *user = seat_by_key(r->field[F_USERKEY]);
+    const char *state = user ? push_to(user, c, r) : "gone";
+    if (strcmp(state, "gone") == 0) {
         /* The user has gone: say so and send the fresh list. */
         reply_text(c, cspan("Refresh user list complete. Try again!"));
         reply_roles(c);
-    } else if (push_text(user, r->field[F_TEXT]) < 0) {
+    } else if (strcmp(state, "lost") == 0) {
         reply_error(c, "that user is not reading and was disconnected");
+    } else if (strcmp(state, "queued") == 0) {
+        reply_text(c, cspan("Queued: that user is away; it goes when they are back."));
     } else {
         reply_text(c, cspan("Already sent."));
     }
@@ -1719,6 +1817,8 @@ static const struct command {
     { "set name",        cmd_set_name },
     { "watch users",     cmd_watch_users },
     { "kick",            cmd_kick },
+    { "seat",            cmd_seat },
+    { "seen",            cmd_seen },
 };  /* any other "req" is echoed: {"resp":REQ,"content":text} */
 
 /* Handle one text message: a JSON request, or anything in -e mode. */
@@ -1754,23 +1854,311 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
  *   {"req":"get my key"}               -> {"resp":"get my key","content":KEY}
  *   {"req":"set name","name":N}        -> {"resp":"set name","content":N}
  *   {"req":"watch users"} (admins)     -> {"resp":"users","content":[...]}
- *        now, and after every change
+ *        now, and after changes
  *   {"req":"kick","userkey":K} (admins)-> K is closed with 4000
+ *   {"req":"seat"}, or with "secret":S -> {"resp":"seat","number":N,
+ *        "name":NAME,"secret":S}: the sender's seat, or S's, taken back
+ *   {"req":"seen","id":I}              -> (nothing): push I was shown
  * The tutorial's admin page knows none of these, and gets a list only when
  * it asks. A watcher's list is written when its queue is empty (in
- * conn_flush()), so a burst of comings and goings costs one list. */
+ * conn_flush()), so a burst of comings and goings costs one list.
+ * Seats (section 6). A page that asks for its seat gets a secret, given to
+ * it alone; reconnecting, it sends the secret first and takes its seat
+ * back: its number, its name, and every push it has not yet acknowledged,
+ * sent again (the page shows each id once). A seat whose connection ends
+ * waits -g seconds, away, and queues what is pushed to it; then it is
+ * gone, and its pushes lost. An admin that sends a "ref" with a push gets
+ * a receipt for each user, at each step:
+ *   {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"} */
 
-/* {"req":"push all","text":T}: T goes to every user. */
+/* Tell the admin that pushed with ref (from, if still the same socket)
+ * what became of its push for seat s. */
+static void receipt(const struct seat *s, const char *ref, struct conn *from,
+                    unsigned long from_accepted, const char *state)
+{
+    char tail[64];
+    struct buf *b = &srv.reply;
+    if (ref[0] == '\0' || from->state != CONN_OPEN || from->accepted != from_accepted)
+        return;
+    b->len = 0;
+    snprintf(tail, sizeof tail, ",\"number\":%lu,\"state\":\"%s\"}", s->number, state);
+    int bad = buf_puts(b, "{\"resp\":\"receipt\",\"ref\":") < 0 || json_put(b, cspan(ref)) < 0;
+    reply_queue(from, bad || buf_puts(b, tail) < 0);
+}
+
+/* Push i of seat s is done with: seen, or lost; its admin hears so. */
+static void push_done(struct seat *s, int i, const char *state)
+{
+    struct push *p = &s->pushes[i];
+    receipt(s, p->ref, p->from, p->from_accepted, state);
+    s->push_bytes -= p->json.len;
+    buf_free(&p->json);
+    memmove(p, p + 1, (size_t)(s->n_pushes - i - 1) * sizeof *p);
+    s->n_pushes--;
+    s->fed -= i < s->fed;
+}
+
+/* Free seat s; pushes it has not acknowledged are lost. */
+static void seat_free(struct seat *s)
+{
+    if (s->n_pushes > 0)
+        log_line(NULL, "Seat #%lu: %d pushes not seen are lost", s->number, s->n_pushes);
+    while (s->n_pushes > 0)
+        push_done(s, 0, "lost");
+    if (s->pushes != NULL)
+        srv.buffered -= MAX_SEAT_PUSHES * sizeof *s->pushes;
+    free(s->pushes);
+    memset(s, 0, sizeof *s);
+}
+
+/* Give c, just opened, a seat of its own: a free one, else the one away
+ * the longest (it is gone). NULL if every seat is someone's here. */
+static struct seat *seat_new(struct conn *c)
+{
+    struct seat *s = NULL;
+    for (int i = 0; i < MAX_CLIENTS && (s == NULL || s->number != 0); i++) {
+        struct seat *t = &srv.seats[i];
+        if (t->number == 0 || (t->conn == NULL && (s == NULL || t->away_ms < s->away_ms)))
+            s = t;
+    }
+    if (s != NULL && s->number != 0)
+        seat_free(s);
+    if (s == NULL)
+        return NULL;
+    s->number = srv.next_number++;
+    memcpy(s->keys[0], c->key, sizeof s->keys[0]);
+    snprintf(s->addr, sizeof s->addr, "%s", c->addr);
+    s->since = time(NULL);
+    s->conn = c;
+    s->show_ms = srv.now_ms + LIST_INTERVAL_MS;
+    timer_at(s->show_ms);
+    return s;
+}
+
+/* Put seat s on the watchers' lists. A new connection's seat waits for
+ * its first message, or LIST_INTERVAL_MS: a page coming back sends its
+ * secret first, and the seat it leaves must not show as a second row. */
+static void seat_show(struct seat *s)
+{
+    if (s->shown)
+        return;
+    s->shown = 1;
+    announce_users();
+}
+
+/* c's connection ends: its seat waits, away, if its page holds the secret
+ * (and it was not kicked); otherwise it is gone. */
+static void seat_leave(struct conn *c)
+{
+    struct seat *s = c->seat;
+    c->seat = NULL;
+    if (s == NULL)
+        return;
+    s->conn = NULL;
+    s->away_ms = srv.now_ms;
+    if (s->secret[0] != '\0' && !s->kicked && !srv.stopping)
+        timer_at(s->away_ms + (int64_t)opt.grace_s * 1000);
+    else
+        seat_free(s);
+}
+
+/* Queue seat s's next push for its connection, if it has one whose queue
+ * is empty: one at a time, so that a push is never held twice over (in
+ * the seat and in the queue) but for the one on its way. conn_flush()
+ * calls this again each time the queue empties. */
+static void seat_feed(struct seat *s)
+{
+    struct conn *c = s->conn;
+    if (c == NULL || c->state != CONN_OPEN || c->out.len > 0 || s->fed == s->n_pushes)
+        return;
+    struct push *p = &s->pushes[s->fed];
+    if (queue_frame(c, OP_TEXT, p->json.data, p->json.len) < 0)
+        return;
+    s->fed++;
+    if (!p->sent)
+        receipt(s, p->ref, p->from, p->from_accepted, "sent");
+    p->sent = 1;
+}
+
+/* Keep a push of r's text for seat s, as {"resp":"text","content":T,
+ * "id":I}, dropping the oldest (lost) past MAX_SEAT_PUSHES or -s bytes.
+ * Returns it, or NULL if memory is short. */
+static struct push *push_keep(struct seat *s, struct conn *from, const struct request *r)
+{
+    char id[24], tail[48];
+    struct buf *b = &srv.reply;
+    if (s->pushes == NULL && (s->pushes = calloc(MAX_SEAT_PUSHES, sizeof *s->pushes)) != NULL)
+        srv.buffered += MAX_SEAT_PUSHES * sizeof *s->pushes;
+    if (s->pushes == NULL)
+        return NULL;
+    while (s->n_pushes > 0 && (s->n_pushes == MAX_SEAT_PUSHES ||
+                               s->push_bytes + r->field[F_TEXT].len > opt.max_queue))
+        push_done(s, 0, "lost");
+    snprintf(id, sizeof id, "%lu", ++srv.n_pushes);
+    snprintf(tail, sizeof tail, ",\"id\":\"%s\"}", id);
+    b->len = 0;
+    if (buf_puts(b, "{\"resp\":\"text\",\"content\":") < 0 || json_put(b, r->field[F_TEXT]) < 0 ||
+        buf_puts(b, tail) < 0)
+        return NULL;
+    struct push *p = &s->pushes[s->n_pushes];
+    memset(p, 0, sizeof *p);
+    if (buf_append(&p->json, b->data, b->len) < 0)
+        return NULL;
+    memcpy(p->id, id, sizeof id);
+    snprintf(p->ref, sizeof p->ref, "%.*s", (int)r->field[F_REF].len,
+             r->field[F_REF].p ? (const char *)r->field[F_REF].p : "");
+    p->from = from;
+    p->from_accepted = from->accepted;
+    s->n_pushes++;
+    s->push_bytes += p->json.len;
+    return p;
+}
+
+/* Push r's text to seat s on admin from's behalf. A seat with no secret
+ * gets it as the tutorial's server sends it; one with a secret gets it
+ * with an id, and keeps it until its page says it was seen. Returns what
+ * became of it: "sent", "queued" (it waits: the seat is away, or its
+ * connection busy) or "lost". */
+static const char *push_to(struct seat *s, struct conn *from, const struct request *r)
+{
+    const char *ref = "";
+    char buf[MAX_REF_LEN + 1];
+    if (s->secret[0] == '\0') {
+        const char *state = push_text(s->conn, r->field[F_TEXT]) == 0 ? "sent" : "lost";
+        if (r->field[F_REF].p != NULL) {
+            snprintf(buf, sizeof buf, "%.*s", (int)r->field[F_REF].len,
+                     (const char *)r->field[F_REF].p);
+            ref = buf;
+        }
+        receipt(s, ref, from, from->accepted, state);
+        return state;
+    }
+    struct push *p = push_keep(s, from, r);
+    if (p == NULL)
+        return "lost";
+    seat_feed(s);
+    if (!p->sent)
+        receipt(s, p->ref, p->from, p->from_accepted, "queued");
+    return p->sent ? "sent" : "queued";
+}
+
+/* The seat whose secret is sent (compared in constant time), or NULL. */
+static struct seat *seat_by_secret(struct span sent)
+{
+    for (int i = 0; sent.p != NULL && i < MAX_CLIENTS; i++)
+        if (srv.seats[i].secret[0] != '\0' && token_matches(sent, srv.seats[i].secret))
+            return &srv.seats[i];
+    return NULL;
+}
+
+/* c takes seat s back: its number, name, keys (c's first), and pushes not
+ * yet seen, sent again. A connection still holding s (the old, silent one
+ * of a dropped Wi-Fi) is closed, and c's own new seat given up. */
+static void seat_take(struct conn *c, struct seat *s)
+{
+    struct seat *fresh = c->seat;
+    if (s->conn != NULL) {
+        struct conn *ghost = s->conn;
+        log_line(NULL, "Seat #%lu is back: closing its old connection from %s", s->number,
+                 ghost->addr);
+        ghost->seat = NULL;
+        s->conn = NULL;
+        conn_fail(ghost, CLOSE_REPLACED, "this seat was taken by a new connection");
+    }
+    memmove(s->keys[1], s->keys[0], (SEAT_KEYS - 1) * sizeof s->keys[0]);
+    memcpy(s->keys[0], c->key, sizeof s->keys[0]);
+    snprintf(s->addr, sizeof s->addr, "%s", c->addr);
+    s->conn = c;
+    s->fed = 0;                 /* what the old one was sent may never have come */
+    c->seat = s;
+    if (!fresh->shown && fresh->number == srv.next_number - 1)
+        srv.next_number--;      /* nobody saw it: no gap in the numbers */
+    seat_free(fresh);
+    seat_feed(s);               /* and the rest as its queue empties */
+    announce_users();
+}
+
+/* {"req":"seat","secret":S}: with the secret of a seat, the sender takes
+ * it back; without one (or with one unknown here, after a restart, say)
+ * its own seat gets a secret: 128 bits from /dev/urandom, for it alone.
+ * The answer comes first, then the pushes the seat has not seen. */
+static void cmd_seat(struct conn *c, const struct request *r)
+{
+    unsigned char bits[16];
+    char number[32];
+    struct seat *s = seat_by_secret(r->field[F_SECRET]);
+    if (s == NULL)
+        s = c->seat;
+    if (s->secret[0] == '\0') {
+        if (random_bytes(bits, sizeof bits) < 0) {
+            reply_error(c, "no seat: the server cannot read /dev/urandom now");
+            return;
+        }
+        memcpy(s->secret, "seat-", 5);
+        for (size_t i = 0; i < sizeof bits; i++)
+            snprintf(s->secret + 5 + 2 * i, 3, "%02x", bits[i]);
+    }
+    struct buf *b = &srv.reply;
+    b->len = 0;
+    snprintf(number, sizeof number, "%lu,\"name\":", s->number);
+    int bad = buf_puts(b, "{\"resp\":\"seat\",\"number\":") < 0 || buf_puts(b, number) < 0 ||
+              json_put(b, cspan(s->name)) < 0 || buf_puts(b, ",\"secret\":\"") < 0 ||
+              buf_puts(b, s->secret) < 0 || buf_puts(b, "\"}") < 0;
+    if (reply_queue(c, bad) == 0 && s != c->seat)
+        seat_take(c, s);
+}
+
+/* {"req":"seen","id":I}: the page has shown push I: it is done. */
+static void cmd_seen(struct conn *c, const struct request *r)
+{
+    struct seat *s = c->seat;
+    for (int i = 0; i < s->n_pushes; i++) {
+        if (span_is(r->field[F_ID], s->pushes[i].id)) {
+            push_done(s, i, "seen");
+            return;
+        }
+    }
+}
+
+/* Seats new long enough are shown; seats away longer than -g are gone. */
+static void seats_due(void)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        struct seat *s = &srv.seats[i];
+        int64_t end = s->away_ms + (int64_t)opt.grace_s * 1000;
+        if (s->number != 0 && !s->shown && srv.now_ms >= s->show_ms)
+            seat_show(s);
+        else if (s->number != 0 && !s->shown)
+            timer_at(s->show_ms);
+        if (s->number == 0 || s->conn != NULL) {
+            continue;
+        } else if (srv.now_ms < end) {
+            timer_at(end);
+        } else {
+            log_line(NULL, "Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
+            seat_free(s);
+            announce_users();
+        }
+    }
+}
+
+/* {"req":"push all","text":T}: T goes to every user, here or away. */
 static void cmd_push_all(struct conn *c, const struct request *r)
 {
-    int sent = 0;
-    char note[64];
+    int sent = 0, queued = 0;
+    char note[80];
     if (!may_push(c, r))
         return;
-    for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state == CONN_OPEN && srv.conns[fd].role == ROLE_USER)
-            sent += push_text(&srv.conns[fd], r->field[F_TEXT]) == 0;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        struct seat *s = &srv.seats[i];
+        const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
+        sent += strcmp(state, "sent") == 0;
+        queued += strcmp(state, "queued") == 0;
+    }
     snprintf(note, sizeof note, "Sent to %d user%s.", sent, sent == 1 ? "" : "s");
+    if (queued > 0)
+        snprintf(note, sizeof note, "Sent to %d user%s; queued for %d away.", sent,
+                 sent == 1 ? "" : "s", queued);
     reply_text(c, cspan(note));
 }
 
@@ -1788,7 +2176,6 @@ static void cmd_set_name(struct conn *c, const struct request *r)
 {
     struct span name = span_trim(r->field[F_NAME]);
     const char *why = name.p ? NULL : "\"set name\" needs a \"name\" string";
-
     size_t chars = 0, n;
     unsigned cp;
     for (size_t i = 0; why == NULL && i < name.len; i += n, chars++) {
@@ -1809,9 +2196,9 @@ static void cmd_set_name(struct conn *c, const struct request *r)
         reply_error(c, why);
         return;
     }
-    memcpy(c->name, name.p, name.len);
-    c->name[name.len] = '\0';
-    reply_json(c, cspan("set name"), cspan(c->name));
+    memcpy(c->seat->name, name.p, name.len);
+    c->seat->name[name.len] = '\0';
+    reply_json(c, cspan("set name"), cspan(c->seat->name));
     announce_users();
 }
 
@@ -1828,18 +2215,26 @@ static void cmd_watch_users(struct conn *c, const struct request *r)
 }
 
 /* {"req":"kick","userkey":K}: K is closed with 4000, "closed by the
- * teacher"; the user page does not reconnect by itself after that. */
+ * teacher", and its seat is gone; its page does not reconnect by itself. */
 static void cmd_kick(struct conn *c, const struct request *r)
 {
-    struct conn *user = conn_by_key(r->field[F_USERKEY]);
+    struct seat *user = seat_by_key(r->field[F_USERKEY]);
     if (c->role != ROLE_ADMIN) {
         reply_error(c, "only an admin may kick; send \"get connections\" first");
-    } else if (user == NULL) {
-        reply_error(c, "no such user: it has gone");
-    } else {
-        conn_fail(user, CLOSE_KICKED, "closed by the teacher");
-        reply_text(c, cspan("Closed."));
+        return;
     }
+    if (user == NULL) {
+        reply_error(c, "no such user: it has gone");
+        return;
+    }
+    user->kicked = 1;
+    if (user->conn != NULL) {
+        conn_fail(user->conn, CLOSE_KICKED, "closed by the teacher");
+    } else {
+        seat_free(user);
+        announce_users();
+    }
+    reply_text(c, cspan("Closed."));
 }
 
 /* Tell every watcher the list changed: it is owed a new one. */
@@ -1854,24 +2249,30 @@ static void announce_users(void)
 }
 
 /* Queue {"resp":"users","content":[{"key":K,"number":N,"name":S,
- * "role":R,"address":A,"since":ISO-8601 time},...]} in arrival order. */
+ * "role":R,"address":A,"since":T,"away":T},...]} in arrival order: every
+ * seat, by its latest key; times in ISO 8601; "away" for seats away. */
 static int reply_users(struct conn *c)
 {
-    struct conn *order[MAX_CLIENTS];
-    int n = conns_in_order(order), bad = 0;
+    struct seat *order[MAX_CLIENTS];
+    int n = seats_in_order(order), bad = 0;
     struct buf *b = &srv.reply;
     b->len = 0;
     bad = buf_puts(b, "{\"resp\":\"users\",\"content\":[") < 0;
     for (int i = 0; i < n && !bad; i++) {
-        char head[96], tail[160], when[24];
+        const struct seat *s = order[i];
+        char head[96], tail[200], when[24], away[40] = "";
+        if (!s->shown)
+            continue;           /* new: see seat_show() */
         struct tm tm;
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&order[i]->since, &tm));
+        time_t gone = time(NULL) - (time_t)((srv.now_ms - s->away_ms) / 1000);
+        if (s->conn == NULL)
+            strftime(away, sizeof away, ",\"away\":\"%Y-%m-%dT%H:%M:%SZ\"", gmtime_r(&gone, &tm));
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&s->since, &tm));
         snprintf(head, sizeof head, "%s{\"key\":\"%s\",\"number\":%lu,\"name\":",
-                 i > 0 ? "," : "", order[i]->key, order[i]->number);
-        snprintf(tail, sizeof tail, ",\"role\":\"%s\",\"address\":\"%s\",\"since\":\"%s\"}",
-                 order[i]->role == ROLE_ADMIN ? "admin" : "user", order[i]->addr, when);
-        bad = buf_puts(b, head) < 0 || json_put(b, cspan(order[i]->name)) < 0 ||
-              buf_puts(b, tail) < 0;
+                 b->data[b->len - 1] == '[' ? "" : ",", s->keys[0], s->number);
+        snprintf(tail, sizeof tail, ",\"role\":\"%s\",\"address\":\"%s\",\"since\":\"%s\"%s}",
+                 seat_is_admin(s) ? "admin" : "user", s->addr, when, away);
+        bad = buf_puts(b, head) < 0 || json_put(b, cspan(s->name)) < 0 || buf_puts(b, tail) < 0;
     }
     return reply_queue(c, bad || buf_puts(b, "]}") < 0);
 }
@@ -1888,17 +2289,6 @@ static int reply_users(struct conn *c)
  * An address is counted by addr_host(): IPv4 as it is, IPv6 by its /64,
  * since one machine may hold a whole /64. Behind a proxy we believe, the
  * client is the one its X-Forwarded-For names. */
-
-/* Compare the sent token with ours in a time that does not depend on
- * where they differ, so timing cannot reveal it byte by byte. */
-static int token_matches(struct span sent, const char *token)
-{
-    size_t n = strlen(token);
-    unsigned diff = sent.len != n;
-    for (size_t i = 0; i < n; i++)
-        diff |= (unsigned char)token[i] ^ (i < sent.len ? sent.p[i] : 0);
-    return diff == 0;
-}
 
 /* True if the address text names this machine: 127.0.0.0/8 or ::1. */
 static int addr_is_loopback(const char *addr)
@@ -2022,7 +2412,7 @@ static int handshake_allowed(struct conn *c, const struct http_request *r)
         conn_set_addr(c, fwd);
     if (!listed)
         http_error(c, 403, "origin not allowed");
-    else if (conn_by_key(r->ws_key) != NULL)
+    else if (seat_by_key(r->ws_key) != NULL)
         http_error(c, 409, "Sec-WebSocket-Key is already connected");
     else if (srv.n_open >= MAX_CLIENTS)
         http_error(c, 503, "server is full");
@@ -2094,11 +2484,13 @@ static int may_be_admin(struct conn *c, const struct request *r)
 
 /* Keep all buffers within -M: while over it, close the connection that
  * holds the most, dropping what it holds: a message too big to keep gets
- * close 1009; a queue too big to send goes with the socket. */
+ * close 1009; a queue too big to send goes with the socket. A seat away
+ * that holds more loses its pushes instead. */
 static void shed_load(void)
 {
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
         struct conn *big = NULL;
+        struct seat *away = NULL;
         size_t most = 0;
         for (int fd = 0; fd <= srv.max_fd; fd++) {
             struct conn *c = &srv.conns[fd];
@@ -2106,6 +2498,19 @@ static void shed_load(void)
                 big = c;
                 most = c->in.cap + c->out.cap + c->dec.msg.cap;
             }
+        }
+        for (int i = 0; i < MAX_CLIENTS; i++) {
+            if (srv.seats[i].number != 0 && srv.seats[i].conn == NULL &&
+                srv.seats[i].push_bytes > most) {
+                away = &srv.seats[i];
+                most = away->push_bytes;
+            }
+        }
+        if (away != NULL) {
+            log_line(NULL, "Over the memory budget (-M): seat #%lu loses its pushes", away->number);
+            while (away->n_pushes > 0)
+                push_done(away, 0, "lost");
+            continue;
         }
         if (big == NULL)
             return;
@@ -2157,6 +2562,7 @@ static void conn_leave(struct conn *c)
     lookup_remove(c);
     srv.n_open--;
     c->state = CONN_CLOSING;
+    seat_leave(c);              /* it waits, or is gone (section 15) */
     if (!opt.quiet)
         log_line(NULL, "Peer %s disconnected.", c->addr);
     log_roles("Current active connections (close event)");
@@ -2222,9 +2628,8 @@ static void ws_open(struct conn *c, const struct http_request *r)
     trace_lines(c, "->", (const unsigned char *)answer, (size_t)n);
     c->dirty = 1;
     memcpy(c->key, r->ws_key.p, KEY_TEXT_LEN);
-    c->number = srv.next_number++;
+    c->seat = seat_new(c);      /* a user, with a number (section 15) */
     c->state = CONN_OPEN;
-    c->since = time(NULL);
     c->last_heard_ms = c->progress_ms = srv.now_ms;
     timer_at(srv.now_ms + (int64_t)opt.ping_interval_s * 1000);
     lookup_add(c);
@@ -2233,7 +2638,6 @@ static void ws_open(struct conn *c, const struct http_request *r)
     if (!opt.quiet)
         log_line(NULL, "Connection accepted. User key: %s", c->key);
     log_roles("Current active connections");
-    announce_users();
 }
 
 /* Handle a control frame (§5.5) the decoder has put together. */
@@ -2282,6 +2686,8 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             on_control(c, d->opcode, d->data, d->data_len);
         else if (r == PARSE_DONE && d->ready)
             on_message(c, d->opcode, d->data, d->data_len);
+        if (r == PARSE_DONE && d->ready && c->seat != NULL)
+            seat_show(c->seat); /* it spoke: on the watchers' lists now */
     }
     return pos;                 /* closing: the rest is section 18's */
 }
@@ -2342,14 +2748,16 @@ static int conn_read(struct conn *c)
     return 1;
 }
 
-/* Write what c has queued, once. A watcher whose queue is empty first
- * gets the user list it is owed, at most every LIST_INTERVAL_MS (section
- * 15); a paused c is read again once its queue is down to half of -s; a
- * goodbye, all written, shuts our side of the connection. */
+/* Write what c has queued, once. A seat whose queue is empty first gets
+ * its next push; a watcher, the user list it is owed, at most every
+ * LIST_INTERVAL_MS (section 15); a paused c is read again once its queue
+ * is down to half of -s; a goodbye, all written, shuts our side. */
 static void conn_flush(struct conn *c)
 {
     int64_t list_at = c->list_ms + LIST_INTERVAL_MS;
     c->dirty = 0;
+    if (c->seat != NULL)
+        seat_feed(c->seat);     /* its next push not yet sent (section 15) */
     if (c->list_due && c->out.len == 0 && srv.now_ms >= list_at) {
         c->list_due = 0;
         c->list_ms = srv.now_ms;
@@ -2370,7 +2778,8 @@ static void conn_flush(struct conn *c)
         c->progress_ms = srv.now_ms;    /* caught up, or moving well */
         c->drained = 0;
     }
-    if (c->out.len == 0 && (!c->list_due || srv.now_ms < list_at))
+    int feeding = c->seat != NULL && c->seat->fed < c->seat->n_pushes;
+    if (c->out.len == 0 && !feeding && (!c->list_due || srv.now_ms < list_at))
         FD_CLR(c->fd, &srv.write_fds);  /* a list that waits: conn_timers() */
     if (c->list_due && srv.now_ms < list_at)
         timer_at(list_at);
@@ -2680,6 +3089,7 @@ static void timers(void)
 {
     srv.next_timer_ms = 0;
     refusals_due();
+    seats_due();
     if (srv.table_due)
         log_roles(NULL);
     for (int fd = 0; fd <= srv.max_fd; fd++) {
@@ -2703,8 +3113,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
 "usage: wspush [-p PORT] [-b ADDR] [-d DIR] [-m BYTES] [-s BYTES] [-M BYTES]\n"
-"              [-c N] [-T SEC] [-i SEC] [-k SEC] [-t TOKEN] [-o ORIGIN]...\n"
-"              [-x ADDR]... [-A] [-e] [-q] [-v] [-h] [--version]\n"
+"              [-c N] [-T SEC] [-i SEC] [-k SEC] [-g SEC] [-t TOKEN]\n"
+"              [-o ORIGIN]... [-x ADDR]... [-A] [-e] [-q] [-v] [-h] [--version]\n"
 "A WebSocket push server: users are echoed, admins list and push to users.\n"
 "  -p PORT    port to listen on (default %d; 0 picks a free one)\n"
 "  -b ADDR    listen on this IPv4/IPv6 address only (default: all)\n"
@@ -2720,6 +3130,8 @@ static void usage(FILE *out)
 "  -T SEC     a handshake must be done within SEC seconds (default %d)\n"
 "  -i SEC     ping a client silent for SEC seconds (default %d)\n"
 "  -k SEC     drop it if the ping is unanswered SEC seconds later (default %d)\n"
+"  -g SEC     a user whose connection ended keeps its seat, away, this long\n"
+"             for its page to come back (default %d); pushes to it wait\n"
 "  -t TOKEN   admins must send this token, %d characters or more (or set\n"
 "             WSPUSH_ADMIN_TOKEN); \"random\" makes one and prints the\n"
 "             admin page's address with it\n"
@@ -2737,6 +3149,8 @@ static void usage(FILE *out)
 "handshakes (past them, the oldest handshake is dropped); request heads of\n"
 "%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
 "names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
+"a seat answers to its last %d keys and keeps %d pushes not yet seen\n"
+"(and -s bytes of them), with \"ref\"s of %d bytes;\n"
 "%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
 "... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
 "-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
@@ -2746,9 +3160,11 @@ static void usage(FILE *out)
 "of a message and %d roles, -v %d bytes of a frame; a key table of %d slots.\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
-            DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, MIN_TOKEN_CHARS, MAX_ORIGINS,
+            DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, DEFAULT_GRACE_S, MIN_TOKEN_CHARS,
+            MAX_ORIGINS,
             MAX_PROXIES, MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
             MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
+            SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
             MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
             CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
             LOG_TABLE_S, READ_CHUNK, READ_ROUNDS, BUSY_GAP_MS, ACCEPT_BATCH, LOG_MESSAGE_MAX,
@@ -2803,7 +3219,7 @@ static const char *make_token(void)
 /* Set opt from the command line and the environment. */
 static void parse_options(int argc, char **argv)
 {
-    static const char flags[] = "p:b:d:m:s:M:c:T:i:k:t:o:x:Aeqvh";
+    static const char flags[] = "p:b:d:m:s:M:c:T:i:k:g:t:o:x:Aeqvh";
     int ch;
     opt.token = getenv("WSPUSH_ADMIN_TOKEN");
     /* --version and --help, wherever they stand (but as a flag's value). */
@@ -2830,6 +3246,7 @@ static void parse_options(int argc, char **argv)
         case 'T': opt.handshake_timeout_s = (int)number_arg(ch, optarg, 1, 3600); break;
         case 'i': opt.ping_interval_s = (int)number_arg(ch, optarg, 1, 3600); break;
         case 'k': opt.pong_timeout_s = (int)number_arg(ch, optarg, 1, 3600); break;
+        case 'g': opt.grace_s = (int)number_arg(ch, optarg, 1, 86400); break;
         case 't': opt.token = optarg; break;
         case 'o': list_arg(opt.origins, &opt.n_origins, MAX_ORIGINS, optarg); break;
         case 'x': list_arg(opt.proxies, &opt.n_proxies, MAX_PROXIES, optarg); break;

@@ -95,7 +95,7 @@ async function pushPicked(admin, text) {
 }
 
 async function phaseA(context) {
-  const srv = await startServer(['-m', '1048576'], 'browser-a');
+  const srv = await startServer(['-m', '1048576', '-g', '2'], 'browser-a');
   const base = `http://127.0.0.1:${srv.port}`;
   const errors = [];
   let u1, u2, u3, admin, k1, k2, k3;
@@ -147,8 +147,11 @@ async function phaseA(context) {
     expect(await logLacks(u2, 'hello one'), 'user 2 got user 1\'s message');
     expect(await logLacks(u3, 'hello'), 'user 3 got a message for others');
   });
-  await test('browser: a picked user who leaves clears the pick; the push reaches nobody', async () => {
+  await test('browser: a picked user who leaves is away, then gone (-g 2): the pick is cleared; '
+             + 'the push reaches nobody', async () => {
     await u2.close();
+    await admin.locator(`tr[data-key="${k2}"].away`).waitFor(WAIT);
+    expect((await rowText(admin, k2)).includes('away since'), await rowText(admin, k2));
     await logHas(admin, 'error', 'left; the pick is cleared');
     expect(await admin.isDisabled('#btn'), 'Push is still enabled');
     expect(!(await admin.isChecked(`tr[data-key="${k1}"] input`)), 'user 1 is still picked');

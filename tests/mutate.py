@@ -34,6 +34,10 @@ def admin(*names):
     return ["python3", "tests/admin.py"] + list(names)
 
 
+def seats(*names):
+    return ["python3", "tests/seats.py"] + list(names)
+
+
 # name, [(text in wspush.c, its replacement)], [tests that must catch it]
 MUTANTS = [
     ("get connections writes content before resp",
@@ -84,6 +88,23 @@ MUTANTS = [
     ("a short token accepted",
      [("strlen(opt.token) < MIN_TOKEN_CHARS)", "strlen(opt.token) < 1)")],
      [["python3", "tests/scenario.py"]]),
+    ("a seat whose connection ends is gone at once, not away",
+     [("if (s->secret[0] != '\\0' && !s->kicked && !srv.stopping)", "if (0)")],
+     [seats("test_away")]),
+    ("the old connection of a seat taken back is left open",
+     [('conn_fail(ghost, CLOSE_REPLACED, "this seat was taken by a new connection");', "(void)0;")],
+     [seats("test_take_back")]),
+    ("a push sent on a connection that dropped is not sent again",
+     [("    s->fed = 0;                 /* what the old one was sent may never have come */\n",
+       "")],
+     [seats("test_away")]),
+    ("a push to a key the seat held before reaches nobody",
+     [("for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)",
+       "for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < 0; i++)")],
+     [seats("test_take_back")]),
+    ("a seat's secret in the log",
+     [('    if (len - i >= 5 && memcmp(p + i, "seat-", 5) == 0)\n', '    if (0)\n')],
+     [seats("test_secret")]),
     ("refusals logged every time",
      [("            s->more++;\n            return;", "            s->more++;")],
      [limits("test_per_address")]),

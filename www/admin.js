@@ -1,26 +1,32 @@
 // admin.js -- the admin console. On connecting it asks for the list,
 // which makes it admin (with the token, if the server wants one), then
-// asks to watch the users: the server sends the list again on every
-// change. Users are shown by the number the server gave them, which never
-// changes, with their name and address. The teacher picks users; the
-// pick never moves by itself: if a picked user leaves, the pick is
-// cleared and pushing waits until the teacher picks again.
+// asks to watch the users: the server sends the list again after changes.
+// Users are shown by the number of their seat, which never changes, even
+// when a student comes back on a new connection after a Wi-Fi drop (the
+// row then says "away" until they are back), with their name and address.
+// The teacher picks users; the pick never moves by itself: if a picked
+// user leaves for good, the pick is cleared and pushing waits until the
+// teacher picks again. Each push carries a "ref"; the server's receipts
+// for it say, user by user, whether it was sent, queued (away), seen or
+// lost, and its line in the log shows them.
 'use strict';
 
 const log = document.getElementById('log');
 const rows = document.getElementById('user-rows');
 const pushButton = document.getElementById('btn');
 const tokenField = document.getElementById('token');
-const picked = new Set();       // keys of the users the teacher picked
-let users = [];                 // the last list: {key, number, name, role, address, since}
+const picked = new Set();       // seat numbers of the users the teacher picked
+const pushes = new Map();       // ref -> { states: Map(number -> state), line }
+let users = [];                 // the last list: {key, number, name, role, address, since, away}
 let own = false;                // this page came from the server it talks to
+let refs = 0;
 
 function label(u) {
   return '#' + u.number + (u.name ? ' (' + u.name + ')' : '');
 }
 
 function showPicked() {
-  const names = users.filter((u) => picked.has(u.key)).map(label);
+  const names = users.filter((u) => picked.has(u.number)).map(label);
   pushButton.disabled = names.length === 0;
   document.getElementById('picked').textContent = names.length
     ? 'Picked: ' + names.join(', ') : 'Pick the users to push to.';
@@ -35,7 +41,8 @@ function cell(row, text) {
 
 // Draw the list. A picked user who is no longer there clears the pick.
 function showUsers(list) {
-  const gone = users.filter((u) => picked.has(u.key) && !list.some((v) => v.key === u.key));
+  const gone = users.filter((u) => picked.has(u.number) &&
+                            !list.some((v) => v.number === u.number));
   users = list.filter((u) => u.role === 'user');
   if (gone.length) {
     wspush.logLine(log, 'error', gone.map(label).join(', ') + ' left; the pick is cleared: ' +
@@ -45,19 +52,22 @@ function showUsers(list) {
   rows.replaceChildren(...users.map((u) => {
     const row = document.createElement('tr');
     row.dataset.key = u.key;
+    row.dataset.number = u.number;
+    if (u.away) row.className = 'away';
     const box = document.createElement('input');
     box.type = 'checkbox';
-    box.checked = picked.has(u.key);
+    box.checked = picked.has(u.number);
     box.setAttribute('aria-label', 'pick ' + label(u));
     box.addEventListener('change', () => {
-      if (box.checked) picked.add(u.key); else picked.delete(u.key);
+      if (box.checked) picked.add(u.number); else picked.delete(u.number);
       showPicked();
     });
     cell(row, '').append(box);
     cell(row, '#' + u.number);
     cell(row, u.name || '(no name yet)');
     cell(row, u.address);
-    cell(row, new Date(u.since).toLocaleTimeString());
+    cell(row, u.away ? 'away since ' + new Date(u.away).toLocaleTimeString()
+                     : new Date(u.since).toLocaleTimeString());
     const kick = document.createElement('button');
     kick.type = 'button';
     kick.className = 'kick';
@@ -78,6 +88,19 @@ function askForList() {
   return conn.send(req);
 }
 
+// A push's receipts, after its line: "seen by 2 of 3: #4 queued (away)".
+function showReceipts(push) {
+  const states = [...push.states.values()];
+  const seen = states.filter((s) => s === 'seen').length;
+  const others = [...push.states].filter(([, s]) => s !== 'seen')
+    .map(([n, s]) => '#' + n + ' ' + (s === 'queued' ? 'queued (away)' : s));
+  let text = 'seen by ' + seen + ' of ' + states.length;
+  if (others.length) text += ': ' + others.join(', ');
+  push.status.textContent = text;
+  push.status.dataset.seen = seen;
+  push.status.dataset.of = states.length;
+}
+
 const conn = wspush.connect({
   open() {
     const server = conn.server();
@@ -96,6 +119,10 @@ const conn = wspush.connect({
       conn.send({ req: 'watch users' });
     } else if (obj.resp === 'users' && Array.isArray(obj.content)) {
       showUsers(obj.content);
+    } else if (obj.resp === 'receipt' && pushes.has(obj.ref)) {
+      const push = pushes.get(obj.ref);
+      push.states.set(obj.number, obj.state);
+      showReceipts(push);
     } else if (obj.resp === 'text') {
       wspush.logLine(log, 'server', String(obj.content));
     } else if (obj.resp === 'error') {
@@ -108,11 +135,21 @@ const conn = wspush.connect({
   },
 });
 
-// Send a push and note it in the log, so the server's answer below it can
-// be read against what was asked.
-function push(req, to) {
-  if (conn.send(req)) wspush.logLine(log, 'you', 'to ' + to + ': ' + req.text);
-  else wspush.logLine(log, 'error', 'not connected; try again in a moment');
+// Send the requests of one push, under one ref, and note it in the log:
+// its receipts will follow on its line.
+function push(reqs, to) {
+  const ref = 'p' + (++refs);
+  let sent = true;
+  for (const req of reqs) sent = conn.send(Object.assign(req, { ref })) && sent;
+  if (!sent) {
+    wspush.logLine(log, 'error', 'not connected; try again in a moment');
+    return;
+  }
+  const line = wspush.logLine(log, 'you', 'to ' + to + ': ' + reqs[0].text);
+  const status = document.createElement('small');
+  status.className = 'receipts';
+  line.append(' ', status);
+  pushes.set(ref, { states: new Map(), status });
 }
 
 document.getElementById('login').addEventListener('submit', (event) => {
@@ -122,13 +159,13 @@ document.getElementById('login').addEventListener('submit', (event) => {
 document.getElementById('push').addEventListener('submit', (event) => {
   event.preventDefault();
   const text = document.getElementById('stext').value;
-  const to = users.filter((u) => picked.has(u.key));
+  const to = users.filter((u) => picked.has(u.number));
   if (to.length === 0) {
     wspush.logLine(log, 'error', 'pick a user first');
     return;
   }
-  for (const u of to) push({ req: 'push a user', userkey: u.key, text }, label(u));
+  push(to.map((u) => ({ req: 'push a user', userkey: u.key, text })), to.map(label).join(', '));
 });
 document.getElementById('all-btn').addEventListener('click', () => {
-  push({ req: 'push all', text: document.getElementById('stext').value }, 'all users');
+  push([{ req: 'push all', text: document.getElementById('stext').value }], 'all users');
 });

@@ -57,7 +57,8 @@ const wspush = (() => {
   }
 
   // Keep one connection to the server open, reconnecting after 1, 2, 4 ...
-  // up to 30 seconds; not after close 4000 (a teacher's kick) or stop().
+  // up to 30 seconds; not after close 4000 (a teacher's kick) or 4001 (this
+  // page's seat was taken by another tab with the same seat, a duplicate).
   // handlers: open(), message(obj), status(state, text), kicked(reason).
   // Returns { send(obj), reconnect(), server() }.
   function connect(handlers) {
@@ -98,8 +99,8 @@ const wspush = (() => {
       };
       socket.onclose = (event) => {
         console.log(event);
-        if (event.code === 4000) {
-          setStatus('closed', 'closed by the teacher');
+        if (event.code === 4000 || event.code === 4001) {
+          setStatus('closed', event.reason || 'closed by the teacher');
           if (handlers.kicked) handlers.kicked(event.reason);
           return;
         }
@@ -142,7 +143,7 @@ const wspush = (() => {
   }
 
   // Add a line to a log list: the time, a kind label and the text, all
-  // as text nodes. The newest line is scrolled into view.
+  // as text nodes. The newest line is scrolled into view. Returns it.
   function logLine(list, kind, text) {
     const item = document.createElement('li');
     item.className = kind;
@@ -155,6 +156,7 @@ const wspush = (() => {
     item.append(time, ' ', label, ' ', body);
     list.append(item);
     item.scrollIntoView({ block: 'nearest' });
+    return item;
   }
 
   return { findServer, connect, logLine };
