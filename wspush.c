@@ -87,8 +87,6 @@
 #define LOG_BUFFER           (256 << 10)/* log bytes waiting for stdout       */
 #define LOG_TABLE_S          1          /* a role table at most this often    */
 #define READ_CHUNK           (256 << 10)/* bytes asked of each read()         */
-#define READ_ROUNDS          8          /* reads of a busy socket a wake-up   */
-#define BUSY_GAP_MS          1          /* wake-ups this close: we are busy   */
 #define ACCEPT_BATCH         64         /* accept() calls per wake-up         */
 #define LOG_MESSAGE_MAX      200        /* bytes of a message that are logged */
 #define LOG_TABLE_MAX        50         /* roles printed in a logged table    */
@@ -244,14 +242,14 @@ static int64_t clock_ms(void)
 
 /* ==================== 3. Speed [second reading] ============================
  * What wspush does only to be fast, with its gain in "make bench":
- * - Blocks of 32 bytes (below): 60000-byte messages 2.2x as fast.
- * - A sender's replies are written right after its read (serve_round()):
+ * - Blocks of 32 bytes (below): 60000-byte messages 5x as fast.
+ * - A sender's replies are written right after its read (serve_ready()):
  *   pushes 1.85x as fast.
- * - While wake-ups come within BUSY_GAP_MS, a socket that spoke is read
- *   again, up to READ_ROUNDS times, before the next select(): pushes 1.3x
- *   as fast. (Read again at a classroom's pace, it costs 7% more CPU.)
- * Never: polling (select() with no wait) to answer sooner. It made round
- * trips 2.5x as quick, and a classroom's load cost 10x the CPU.
+ * Left out, measured: polling (select() with no wait) after traffic made
+ * round trips 2.5x as quick, and cost a classroom's load 10x the CPU;
+ * reading a socket that spoke again before the next select() made pushes
+ * 1.3x as fast, and the loop harder to read (wspush is faster than
+ * uWebSockets at pushes without it).
  * Unmasking, the UTF-8 check and the JSON string scan first take the bytes
  * in blocks of 32: compilers turn a loop of fixed count into vector
  * instructions. Each returns how many bytes it did; its caller does the
@@ -451,7 +449,6 @@ struct conn {
     int64_t list_ms;            /* a watcher's last list went then      */
     int dirty;                  /* out grew: write it this pass         */
     int paused;                 /* not read until out drains            */
-    int spoke;                  /* was read in the last round           */
     int watching;               /* sent "watch users"                   */
     int list_due;               /* is owed a fresh user list            */
     int close_seen;             /* the peer's close has come (or junk)  */
@@ -523,8 +520,6 @@ static struct server {
     int spare_fd;                       /* given up when out of fds     */
     int64_t now_ms;                     /* the clock, read once a pass  */
     int64_t next_timer_ms;              /* a timer is due then, or 0    */
-    int64_t last_wake_ms;               /* select() last returned then  */
-    int busy;                           /* ... and the one before, close */
     sigset_t wait_mask;                 /* signals let in while waiting */
     int stopping;                       /* SIGTERM: saying goodbye      */
     size_t buffered;                    /* bytes all buffers hold       */
@@ -2725,27 +2720,26 @@ static void conn_input(struct conn *c, size_t len)
 }
 
 /* Read what c's peer sent and act on it; the end of the stream means the
- * peer is gone. Returns 1 if it read something. */
-static int conn_read(struct conn *c)
+ * peer is gone. */
+static void conn_read(struct conn *c)
 {
     size_t have = c->state == CONN_CLOSING && c->close_seen ? 0 : c->in.len;
     if (c->paused)
-        return 0;
+        return;
     if (have > 0)
         memcpy(srv.read_buf, c->in.data, have);
     ssize_t n = read(c->fd, srv.read_buf + have, sizeof srv.read_buf - have);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
+        return;
     if (n <= 0) {
         conn_close(c);
-        return 0;
+        return;
     }
     c->last_heard_ms = srv.now_ms;
     c->ping_sent_ms = 0;
     c->log_credit += 2 * (size_t)n;     /* its log lines may cost that */
     if (c->state != CONN_CLOSING || !c->close_seen)     /* else: thrown away */
         conn_input(c, have + (size_t)n);
-    return 1;
 }
 
 /* Write what c has queued, once. A seat whose queue is empty first gets
@@ -3155,9 +3149,9 @@ static void usage(FILE *out)
 "... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
 "-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
 "per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
-"dropped), a role table once in %d s; reads of %d bytes, %d rounds of them\n"
-"while wake-ups come %d ms apart, %d accepts a wake-up; logs show %d bytes\n"
-"of a message and %d roles, -v %d bytes of a frame; a key table of %d slots.\n",
+"dropped), a role table once in %d s; reads of %d bytes, %d accepts a\n"
+"wake-up; logs show %d bytes of a message and %d roles, -v %d bytes of a\n"
+"frame; a key table of %d slots.\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
             DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, DEFAULT_GRACE_S, MIN_TOKEN_CHARS,
@@ -3167,7 +3161,7 @@ static void usage(FILE *out)
             SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
             MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
             CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
-            LOG_TABLE_S, READ_CHUNK, READ_ROUNDS, BUSY_GAP_MS, ACCEPT_BATCH, LOG_MESSAGE_MAX,
+            LOG_TABLE_S, READ_CHUNK, ACCEPT_BATCH, LOG_MESSAGE_MAX,
             LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
 }
 
@@ -3388,8 +3382,7 @@ static void begin_shutdown(void)
 }
 
 /* Wait in select() until a socket is ready or wake_ms (0: no timer), and
- * read the clock; note if we are busy (section 3). Returns 0, or -1 if
- * select() failed (a signal, say). */
+ * read the clock. Returns 0, or -1 if select() failed (a signal, say). */
 static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
 {
     int64_t ms = wake_ms > srv.now_ms ? wake_ms - srv.now_ms : 0;
@@ -3402,8 +3395,6 @@ static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
      * seen only when a client next spoke.) */
     int ready = pselect(srv.max_fd + 1, rfds, wfds, NULL, wake_ms ? &ts : NULL, &srv.wait_mask);
     srv.now_ms = clock_ms();
-    srv.busy = srv.now_ms - srv.last_wake_ms <= BUSY_GAP_MS;
-    srv.last_wake_ms = srv.now_ms;
     if (ready < 0 && errno != EINTR)
         log_line(NULL, "select: %s", strerror(errno));
     return ready < 0 ? -1 : 0;
@@ -3516,33 +3507,25 @@ static void accept_clients(void)
     }
 }
 
-/* Read and act, then write, once: round 0 reads the sockets select()
- * found readable; later rounds, those that spoke in the last (section 3).
- * A sender's replies are written at once, before the next is read, so an
- * admin hears "Already sent." while its pushes are still being written.
- * Returns 1 if another round pays: we are busy, and at most one socket in
- * 8 spoke. */
-static int serve_round(int round, const fd_set *rfds, const fd_set *wfds)
+/* Read and act on the sockets select() found readable, then write: to
+ * those that have replies waiting, or room for more. A sender's replies
+ * are written at once, before the next socket is read, so an admin hears
+ * "Already sent." while its pushes are still being written (section 3). */
+static void serve_ready(const fd_set *rfds, const fd_set *wfds)
 {
-    int speakers = 0;
     for (int fd = 0; fd <= srv.max_fd; fd++) {
         struct conn *c = &srv.conns[fd];
-        if (c->state == CONN_FREE || !(round == 0 ? FD_ISSET(fd, rfds) : c->spoke)) {
-            c->spoke = 0;
+        if (c->state == CONN_FREE || !FD_ISSET(fd, rfds))
             continue;
-        }
-        c->spoke = conn_read(c);
-        speakers += c->spoke;
+        conn_read(c);
         shed_load();
         log_flush(0);           /* the log, before the replies it tells of */
         if (c->state != CONN_FREE && c->dirty)
             conn_flush(c);
     }
     for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state != CONN_FREE &&
-            (srv.conns[fd].dirty || (round == 0 && FD_ISSET(fd, wfds))))
+        if (srv.conns[fd].state != CONN_FREE && (srv.conns[fd].dirty || FD_ISSET(fd, wfds)))
             conn_flush(&srv.conns[fd]);
-    return srv.busy && speakers > 0 && speakers * 8 <= srv.n_open + srv.n_pending;
 }
 
 /* The loop: wait, accept, read and act, write, repeat. Returns when a
@@ -3573,9 +3556,7 @@ static void serve(void)
             log_flush(0);
         if (srv.listen_fd >= 0 && FD_ISSET(srv.listen_fd, &rfds))
             accept_clients();
-        for (int round = 0; round < READ_ROUNDS; round++)
-            if (!serve_round(round, &rfds, &wfds))
-                break;
+        serve_ready(&rfds, &wfds);
     }
 }
 

@@ -1,10 +1,8 @@
 /* floor.c -- the cost floor for bench/run.sh: the loop of wspush with no
  * protocol at all. One thread, one select() loop, non-blocking sockets;
- * a sender's answer is written right after its read; while wake-ups come
- * within 1 ms of each other and few sockets spoke, they are read again
- * (up to 8 rounds) before the next select(), which costs more than a
- * read() per socket it watches. Between wake-ups it sleeps in select().
- * What wspush spends beyond this is the price of WebSocket and JSON.
+ * a sender's answer is written right after its read; between wake-ups it
+ * sleeps in select(). What wspush spends beyond this is the price of
+ * WebSocket and JSON.
  *
  *   floor [PORT]      echo: every byte read is written back
  *   floor -r [PORT]   route, the floor of "push a user": a connection
@@ -16,7 +14,6 @@
  *                     back for each.
  * Clients are trusted to read what they are sent (it is a benchmark). 
  * PORT 0 or none picks a free port; the first line printed names it. */
-#define _DEFAULT_SOURCE        /* timersub(), timercmp() */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,7 +26,6 @@
 #include <string.h>
 #include <sys/select.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #define CHUNK     65536
@@ -152,18 +148,10 @@ int main(int argc, char **argv)
     FD_ZERO(&want_write);
     FD_SET(lfd, &all);
     int max_fd = lfd;
-    static int spoke[FD_SETSIZE];
-    struct timeval last = { 0, 0 };
     for (;;) {
         fd_set rfds = all, wfds = want_write;
-        struct timeval now, gap, ms = { 0, 1000 };
-        int ready = select(max_fd + 1, &rfds, &wfds, NULL, NULL);
-        if (ready < 0)
+        if (select(max_fd + 1, &rfds, &wfds, NULL, NULL) < 0)
             continue;
-        gettimeofday(&now, NULL);
-        timersub(&now, &last, &gap);
-        int busy = !timercmp(&gap, &ms, >);
-        last = now;
         if (FD_ISSET(lfd, &rfds)) {
             int fd;
             while ((fd = accept(lfd, NULL, NULL)) >= 0) {
@@ -179,35 +167,28 @@ int main(int argc, char **argv)
                     max_fd = fd;
             }
         }
-        int again = 1;
-        for (int round = 0; round < 8 && again; round++) {
-            int speakers = 0;
-            for (int fd = 0; fd <= max_fd; fd++) {
-                struct conn *c = &conns[fd];
-                if (fd == lfd || !c->open || !(round == 0 ? FD_ISSET(fd, &rfds) : spoke[fd]))
-                    continue;
-                ssize_t n = read(fd, buf, sizeof buf);
-                spoke[fd] = n > 0;
-                speakers += spoke[fd];
-                if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-                    drop(fd, &all);
-                    FD_CLR(fd, &want_write);
-                    continue;
-                }
-                if (n < 0)
-                    continue;
-                if (route) {
-                    append(&c->in, &c->in_len, &c->in_cap, buf, (size_t)n);
-                    route_input(fd);
-                } else {
-                    append(&c->out, &c->out_len, &c->out_cap, buf, (size_t)n);
-                }
-                flush(fd, &want_write);         /* the sender first */
+        for (int fd = 0; fd <= max_fd; fd++) {
+            struct conn *c = &conns[fd];
+            if (fd == lfd || !c->open || !FD_ISSET(fd, &rfds))
+                continue;
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                drop(fd, &all);
+                FD_CLR(fd, &want_write);
+                continue;
             }
-            for (int fd = 0; fd <= max_fd; fd++)    /* then everyone else */
-                if (conns[fd].open && conns[fd].out_len > 0)
-                    flush(fd, &want_write);
-            again = busy && speakers > 0 && speakers * 8 <= max_fd;     /* few spoke */
+            if (n < 0)
+                continue;
+            if (route) {
+                append(&c->in, &c->in_len, &c->in_cap, buf, (size_t)n);
+                route_input(fd);
+            } else {
+                append(&c->out, &c->out_len, &c->out_cap, buf, (size_t)n);
+            }
+            flush(fd, &want_write);             /* the sender first */
         }
+        for (int fd = 0; fd <= max_fd; fd++)        /* then everyone else */
+            if (conns[fd].open && conns[fd].out_len > 0)
+                flush(fd, &want_write);
     }
 }
