@@ -222,6 +222,13 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
+/* Write p[0..n) in hex, two digits a byte, and a NUL, into out. */
+static void hex_of(char *out, const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
 /* Fill p[0..n) from /dev/urandom: 0, or -1 if it cannot be read. */
 static int random_bytes(void *p, size_t n)
 {
@@ -1854,38 +1861,35 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
  *   {"req":"seat"}, or with "secret":S -> {"resp":"seat","number":N,
  *        "name":NAME,"secret":S}: the sender's seat, or S's, taken back
  *   {"req":"seen","id":I}              -> (nothing): push I was shown
+ *   a push with "ref":R                -> for each user, at each step,
+ *        {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"}
  * The tutorial's admin page knows none of these, and gets a list only when
  * it asks. A watcher's list is written when its queue is empty (in
  * conn_flush()), so a burst of comings and goings costs one list.
- * Seats (section 6). A page that asks for its seat gets a secret, given to
- * it alone; reconnecting, it sends the secret first and takes its seat
- * back: its number, its name, and every push it has not yet acknowledged,
- * sent again (the page shows each id once). A seat whose connection ends
- * waits -g seconds, away, and queues what is pushed to it; then it is
- * gone, and its pushes lost. An admin that sends a "ref" with a push gets
- * a receipt for each user, at each step:
- *   {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"} */
+ * Seats (section 6): a page that comes back with its secret takes its seat
+ * back, with every push it has not acknowledged, sent again (the page
+ * shows each id once). A seat with no connection waits -g seconds, away,
+ * and queues what is pushed to it; then it is gone, its pushes lost. */
 
-/* Tell the admin that pushed with ref (from, if still the same socket)
- * what became of its push for seat s. */
-static void receipt(const struct seat *s, const char *ref, struct conn *from,
-                    unsigned long from_accepted, const char *state)
+/* Tell the admin that made push p, if it sent a "ref" and is still the
+ * same socket, what became of p for seat s. */
+static void receipt(const struct seat *s, const struct push *p, const char *state)
 {
     char tail[64];
     struct buf *b = &srv.reply;
-    if (ref[0] == '\0' || from->state != CONN_OPEN || from->accepted != from_accepted)
+    if (p->ref[0] == '\0' || p->from->state != CONN_OPEN || p->from->accepted != p->from_accepted)
         return;
     b->len = 0;
     snprintf(tail, sizeof tail, ",\"number\":%lu,\"state\":\"%s\"}", s->number, state);
-    int bad = buf_puts(b, "{\"resp\":\"receipt\",\"ref\":") < 0 || json_put(b, cspan(ref)) < 0;
-    reply_queue(from, bad || buf_puts(b, tail) < 0);
+    int bad = buf_puts(b, "{\"resp\":\"receipt\",\"ref\":") < 0 || json_put(b, cspan(p->ref)) < 0;
+    reply_queue(p->from, bad || buf_puts(b, tail) < 0);
 }
 
 /* Push i of seat s is done with: seen, or lost; its admin hears so. */
 static void push_done(struct seat *s, int i, const char *state)
 {
     struct push *p = &s->pushes[i];
-    receipt(s, p->ref, p->from, p->from_accepted, state);
+    receipt(s, p, state);
     s->push_bytes -= p->json.len;
     buf_free(&p->json);
     memmove(p, p + 1, (size_t)(s->n_pushes - i - 1) * sizeof *p);
@@ -1916,10 +1920,9 @@ static struct seat *seat_new(struct conn *c)
         if (t->number == 0 || (t->conn == NULL && (s == NULL || t->away_ms < s->away_ms)))
             s = t;
     }
-    if (s != NULL && s->number != 0)
-        seat_free(s);
     if (s == NULL)
         return NULL;
+    seat_free(s);
     s->number = srv.next_number++;
     memcpy(s->keys[0], c->key, sizeof s->keys[0]);
     snprintf(s->addr, sizeof s->addr, "%s", c->addr);
@@ -1971,8 +1974,18 @@ static void seat_feed(struct seat *s)
         return;
     s->fed++;
     if (!p->sent)
-        receipt(s, p->ref, p->from, p->from_accepted, "sent");
+        receipt(s, p, "sent");
     p->sent = 1;
+}
+
+/* Start push p of r's text, from admin from, its receipts to go there. */
+static void push_start(struct push *p, struct conn *from, const struct request *r)
+{
+    struct span ref = r->field[F_REF];
+    memset(p, 0, sizeof *p);
+    snprintf(p->ref, sizeof p->ref, "%.*s", (int)ref.len, ref.p ? (const char *)ref.p : "");
+    p->from = from;
+    p->from_accepted = from->accepted;
 }
 
 /* Keep a push of r's text for seat s, as {"resp":"text","content":T,
@@ -1980,7 +1993,7 @@ static void seat_feed(struct seat *s)
  * Returns it, or NULL if memory is short. */
 static struct push *push_keep(struct seat *s, struct conn *from, const struct request *r)
 {
-    char id[24], tail[48];
+    char tail[48];
     struct buf *b = &srv.reply;
     if (s->pushes == NULL && (s->pushes = calloc(MAX_SEAT_PUSHES, sizeof *s->pushes)) != NULL)
         srv.buffered += MAX_SEAT_PUSHES * sizeof *s->pushes;
@@ -1989,21 +2002,14 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
     while (s->n_pushes > 0 && (s->n_pushes == MAX_SEAT_PUSHES ||
                                s->push_bytes + r->field[F_TEXT].len > opt.max_queue))
         push_done(s, 0, "lost");
-    snprintf(id, sizeof id, "%lu", ++srv.n_pushes);
-    snprintf(tail, sizeof tail, ",\"id\":\"%s\"}", id);
+    struct push *p = &s->pushes[s->n_pushes];
+    push_start(p, from, r);
+    snprintf(p->id, sizeof p->id, "%lu", ++srv.n_pushes);
+    snprintf(tail, sizeof tail, ",\"id\":\"%s\"}", p->id);
     b->len = 0;
     if (buf_puts(b, "{\"resp\":\"text\",\"content\":") < 0 || json_put(b, r->field[F_TEXT]) < 0 ||
-        buf_puts(b, tail) < 0)
+        buf_puts(b, tail) < 0 || buf_append(&p->json, b->data, b->len) < 0)
         return NULL;
-    struct push *p = &s->pushes[s->n_pushes];
-    memset(p, 0, sizeof *p);
-    if (buf_append(&p->json, b->data, b->len) < 0)
-        return NULL;
-    memcpy(p->id, id, sizeof id);
-    snprintf(p->ref, sizeof p->ref, "%.*s", (int)r->field[F_REF].len,
-             r->field[F_REF].p ? (const char *)r->field[F_REF].p : "");
-    p->from = from;
-    p->from_accepted = from->accepted;
     s->n_pushes++;
     s->push_bytes += p->json.len;
     return p;
@@ -2016,24 +2022,19 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
  * connection busy) or "lost". */
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r)
 {
-    const char *ref = "";
-    char buf[MAX_REF_LEN + 1];
+    struct push tutorial;
     if (s->secret[0] == '\0') {
         const char *state = push_text(s->conn, r->field[F_TEXT]) == 0 ? "sent" : "lost";
-        if (r->field[F_REF].p != NULL) {
-            snprintf(buf, sizeof buf, "%.*s", (int)r->field[F_REF].len,
-                     (const char *)r->field[F_REF].p);
-            ref = buf;
-        }
-        receipt(s, ref, from, from->accepted, state);
+        push_start(&tutorial, from, r);
+        receipt(s, &tutorial, state);
         return state;
     }
     struct push *p = push_keep(s, from, r);
     if (p == NULL)
         return "lost";
-    seat_feed(s);
+    seat_feed(s);               /* its receipt says "sent", if it went */
     if (!p->sent)
-        receipt(s, p->ref, p->from, p->from_accepted, "queued");
+        receipt(s, p, "queued");
     return p->sent ? "sent" : "queued";
 }
 
@@ -2084,14 +2085,13 @@ static void cmd_seat(struct conn *c, const struct request *r)
     struct seat *s = seat_by_secret(r->field[F_SECRET]);
     if (s == NULL)
         s = c->seat;
+    if (s->secret[0] == '\0' && random_bytes(bits, sizeof bits) < 0) {
+        reply_error(c, "no seat: the server cannot read /dev/urandom now");
+        return;
+    }
     if (s->secret[0] == '\0') {
-        if (random_bytes(bits, sizeof bits) < 0) {
-            reply_error(c, "no seat: the server cannot read /dev/urandom now");
-            return;
-        }
         memcpy(s->secret, "seat-", 5);
-        for (size_t i = 0; i < sizeof bits; i++)
-            snprintf(s->secret + 5 + 2 * i, 3, "%02x", bits[i]);
+        hex_of(s->secret + 5, bits, sizeof bits);
     }
     struct buf *b = &srv.reply;
     b->len = 0;
@@ -2477,12 +2477,23 @@ static int may_be_admin(struct conn *c, const struct request *r)
     return 0;
 }
 
-/* Keep all buffers within -M: while over it, close the connection that
- * holds the most, dropping what it holds: a message too big to keep gets
- * close 1009; a queue too big to send goes with the socket. A seat away
- * that holds more loses its pushes instead. */
+/* Keep all buffers within -M. Over it, first give back what buffers hold
+ * while empty (a buffer keeps its size after a big message); then, while
+ * still over, close the connection that holds the most, dropping what it
+ * holds: a message too big to keep gets close 1009; a queue too big to
+ * send goes with the socket. A seat away that holds more loses its pushes
+ * instead. */
 static void shed_load(void)
 {
+    for (int fd = 0; fd <= srv.max_fd && srv.buffered - srv.reply.cap > opt.max_buffered; fd++) {
+        struct conn *c = &srv.conns[fd];
+        if (c->in.len == 0)
+            buf_free(&c->in);
+        if (c->out.len == 0)
+            buf_free(&c->out);
+        if (c->dec.msg_opcode == 0)     /* no message being put together */
+            buf_free(&c->dec.msg);
+    }
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
         struct conn *big = NULL;
         struct seat *away = NULL;
@@ -2616,8 +2627,7 @@ static void ws_open(struct conn *c, const struct http_request *r)
         http_error(c, 500, "out of memory");
         return;
     }
-    for (int i = 0; i < SHA1_DIGEST_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    hex_of(hex, digest, SHA1_DIGEST_LEN);
     trace(c, "key %.*s + GUID %s", (int)r->ws_key.len, (const char *)r->ws_key.p, WS_GUID);
     trace(c, "SHA-1 = %s; base64 = %s = Sec-WebSocket-Accept", hex, accept_key);
     trace_lines(c, "->", (const unsigned char *)answer, (size_t)n);
@@ -3205,8 +3215,7 @@ static const char *make_token(void)
     unsigned char bits[16];
     if (random_bytes(bits, sizeof bits) < 0)
         die(1, "-t random: cannot read /dev/urandom");
-    for (size_t i = 0; i < sizeof bits; i++)
-        snprintf(srv.random_token + 2 * i, 3, "%02x", bits[i]);
+    hex_of(srv.random_token, bits, sizeof bits);
     return srv.random_token;
 }
 
