@@ -115,6 +115,7 @@ else
     run "static files" 120 python3 tests/static.py
     run "admin access and presence" 300 python3 tests/admin.py
     run "seats" 300 python3 tests/seats.py
+    run "what start-up says to open" 120 python3 tests/urls.py
 fi
 
 echo "== the lessons (lessons/01-05): builds, budgets, behaviour, hostile input under ASan"
@@ -162,6 +163,8 @@ full() {
     else
         run "browser" 300 node tests/browser.js
         run "seats in Chromium" 300 node tests/seats.js 2
+        have zbarimg || missing zbar-tools
+        run "QR code in Chromium" 120 node tests/qr.js
         echo "screenshots: $OUT/screenshots"
     fi
 

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>               /* getifaddrs(): not POSIX, but everywhere */
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -66,6 +67,7 @@
 #define MAX_NAME_CHARS       40         /* characters of a display name       */
 #define MAX_ORIGINS          16         /* -o may be given this many times    */
 #define MAX_PROXIES          8          /* -x may be given this many times    */
+#define MAX_ADDRESSES        16         /* of this machine, shown for users   */
 #define MIN_TOKEN_CHARS      12         /* shorter -t tokens are refused      */
 #define MAX_TOKEN_FAILURES   3          /* wrong tokens close a connection    */
 #define MAX_PENALTY_S        60         /* longest wait after wrong tokens    */
@@ -664,9 +666,11 @@ static void cmd_watch_users(struct conn *c, const struct request *r);
 static void cmd_kick(struct conn *c, const struct request *r);
 static void cmd_seat(struct conn *c, const struct request *r);
 static void cmd_seen(struct conn *c, const struct request *r);
+static void cmd_get_addresses(struct conn *c, const struct request *r);
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r);
 static void seat_leave(struct conn *c);
 static void seat_show(struct seat *s);
+static int user_urls(char urls[MAX_ADDRESSES][ADDR_LEN + 32]);
 
 static void timer_at(int64_t ms)
 {
@@ -1821,6 +1825,7 @@ static const struct command {
     { "kick",            cmd_kick },
     { "seat",            cmd_seat },
     { "seen",            cmd_seen },
+    { "get addresses",   cmd_get_addresses },
 };  /* any other "req" is echoed: {"resp":REQ,"content":text} */
 
 /* Handle one text message: a JSON request, or anything in -e mode. */
@@ -1861,6 +1866,8 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
  *   {"req":"seat"}, or with "secret":S -> {"resp":"seat","number":N,
  *        "name":NAME,"secret":S}: the sender's seat, or S's, taken back
  *   {"req":"seen","id":I}              -> (nothing): push I was shown
+ *   {"req":"get addresses"} (admins)   -> {"resp":"addresses","content":
+ *        [URL,...]}: the user page on each address of this machine
  *   a push with "ref":R                -> for each user, at each step,
  *        {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"}
  * The tutorial's admin page knows none of these, and gets a list only when
@@ -2155,6 +2162,25 @@ static void cmd_push_all(struct conn *c, const struct request *r)
         snprintf(note, sizeof note, "Sent to %d user%s; queued for %d away.", sent,
                  sent == 1 ? "" : "s", queued);
     reply_text(c, cspan(note));
+}
+
+/* {"req":"get addresses"}: where students open the user page, for the
+ * admin page to show, with a QR code (section 20). */
+static void cmd_get_addresses(struct conn *c, const struct request *r)
+{
+    char urls[MAX_ADDRESSES][ADDR_LEN + 32];
+    int n = user_urls(urls), bad = 0;
+    struct buf *b = &srv.reply;
+    (void)r;
+    if (c->role != ROLE_ADMIN) {
+        reply_error(c, "only an admin may ask; send \"get connections\" first");
+        return;
+    }
+    b->len = 0;
+    bad = buf_puts(b, "{\"resp\":\"addresses\",\"content\":[") < 0;
+    for (int i = 0; i < n && !bad; i++)
+        bad = buf_puts(b, i > 0 ? "," : "") < 0 || json_put(b, cspan(urls[i])) < 0;
+    reply_queue(c, bad || buf_puts(b, "]}") < 0);
 }
 
 /* {"req":"get my key"}: browsers make the key up and keep it from
@@ -3153,6 +3179,7 @@ static void usage(FILE *out)
 "handshakes (past them, the oldest handshake is dropped); request heads of\n"
 "%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
 "names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
+"%d of this machine's addresses shown for students;\n"
 "a seat answers to its last %d keys and keeps %d pushes not yet seen\n"
 "(and -s bytes of them), with \"ref\"s of %d bytes;\n"
 "%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
@@ -3168,6 +3195,7 @@ static void usage(FILE *out)
             MAX_ORIGINS,
             MAX_PROXIES, MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
             MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
+            MAX_ADDRESSES,
             SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
             MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
             CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
@@ -3285,6 +3313,68 @@ static void find_www(void)
                         !S_ISDIR(st.st_mode)))
         die(1, "-d %s: not a folder", www);
     opt.www = www != NULL ? real : NULL;
+}
+
+/* True if -b names no one address: wspush listens on every address. */
+static int on_every_address(void)
+{
+    return opt.bind_addr == NULL || strcmp(opt.bind_addr, "::") == 0 ||
+           strcmp(opt.bind_addr, "0.0.0.0") == 0;
+}
+
+/* Where students open the user page: http://ADDR:PORT/user.html for each
+ * address of this machine others can reach (getifaddrs(): IPv4 but
+ * loopback, IPv6 but loopback and link-local), or for the -b address, if
+ * it is not loopback. Fills urls; returns how many. */
+static int user_urls(char urls[MAX_ADDRESSES][ADDR_LEN + 32])
+{
+    struct ifaddrs *all = NULL;
+    char addr[ADDR_LEN];
+    int n = 0;
+    if (!on_every_address() && !addr_is_loopback(opt.bind_addr))
+        snprintf(urls[n++], sizeof urls[0], strchr(opt.bind_addr, ':') ?
+                 "http://[%s]:%d/user.html" : "http://%s:%d/user.html", opt.bind_addr, opt.port);
+    if (!on_every_address() || getifaddrs(&all) < 0)
+        return n;
+    for (struct ifaddrs *a = all; a != NULL && n < MAX_ADDRESSES; a = a->ifa_next) {
+        int v6 = a->ifa_addr != NULL && a->ifa_addr->sa_family == AF_INET6;
+        int v4 = a->ifa_addr != NULL && a->ifa_addr->sa_family == AF_INET;
+        if (!v4 && (!v6 || IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr) ||
+                    (opt.bind_addr != NULL && strcmp(opt.bind_addr, "0.0.0.0") == 0)))
+            continue;
+        if (getnameinfo(a->ifa_addr, v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
+                        addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0 || addr_is_loopback(addr))
+            continue;
+        snprintf(urls[n], sizeof urls[0], v6 ? "http://[%s]:%d/user.html" : "http://%s:%d/user.html",
+                 addr, opt.port);
+        n += n == 0 || strcmp(urls[n], urls[n - 1]) != 0;     /* one address, two interfaces */
+    }
+    freeifaddrs(all);
+    return n;
+}
+
+/* Tell the teacher, after "Server is listening", what to open: the user
+ * page for the students, the admin page here (with the token -t random
+ * made). With -q too. */
+static void print_urls(void)
+{
+    char urls[MAX_ADDRESSES][ADDR_LEN + 32];
+    int n = user_urls(urls);
+    int made = opt.token == srv.random_token;   /* shown once, here; hidden after */
+    if (opt.www == NULL) {
+        log_line("", "No pages are served here (no ./www, none installed): copy the files of "
+                 "www/ into your web server's folder (XAMPP: htdocs) and open user.html and "
+                 "admin.html from there.");
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        log_line("", "%s%s", i == 0 ? "Students open:     " : "                   ", urls[i]);
+    if (n == 0)
+        log_line("", "Students: none can connect; -b %s lets in this machine only.",
+                 opt.bind_addr);
+    log_line("", "The teacher opens: http://%s:%d/admin.html%s%s", on_every_address() ||
+             addr_is_loopback(opt.bind_addr) ? "localhost" : opt.bind_addr, opt.port,
+             made ? "?token=" : "", made ? opt.token : "");
 }
 
 /* A socket for the -b address, or for every address: IPv6, which takes
@@ -3581,9 +3671,7 @@ int main(int argc, char **argv)
     if (opt.verbose)
         log_line("", "[%d] listen() on %s port %d", srv.listen_fd,
                  opt.bind_addr ? opt.bind_addr : "every address", opt.port);
-    if (opt.token == srv.random_token)  /* shown once, here; hidden after */
-        log_line(NULL, "Admin page, with the token made for it: "
-                 "http://localhost:%d/admin.html?token=%s", opt.port, opt.token);
+    print_urls();
     if (opt.anyone_admin)
         log_line(NULL, "WARNING: -A: anyone who connects may become admin and "
                  "push to every user");

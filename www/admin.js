@@ -9,6 +9,12 @@
 // teacher picks again. Each push carries a "ref"; the server's receipts
 // for it say, user by user, whether it was sent, queued (away), seen or
 // lost, and its line in the log shows them.
+//
+// "Students open": the address of the user page, as a link and a QR code
+// a phone can scan (qr.js), from the server's list of this machine's
+// addresses ("get addresses"), or this page's own address when it was not
+// opened on this machine (behind a web server, say). "Show it big" fills
+// the screen with it, for a projector.
 'use strict';
 
 const log = document.getElementById('log');
@@ -82,6 +88,37 @@ function showUsers(list) {
   showPicked();
 }
 
+// The addresses students may open, best first: this page's own, if it was
+// opened from elsewhere than this machine, then the server's.
+function showJoin(urls) {
+  const here = location.hostname;
+  if (!['localhost', '127.0.0.1', '[::1]', '::1', ''].includes(here) && location.protocol !== 'file:') {
+    urls = [new URL('user.html', location.href).href, ...urls];
+  }
+  urls = [...new Set(urls)];
+  const choice = document.getElementById('join-choice');
+  choice.replaceChildren(...urls.map((u) => Object.assign(document.createElement('option'),
+                                                          { value: u, textContent: u })));
+  choice.hidden = urls.length < 2;
+  document.getElementById('join').hidden = false;
+  document.getElementById('join-none').hidden = urls.length > 0;
+  drawJoin();
+}
+
+// The chosen address, as a link and a QR code: big (most of the screen) or
+// small enough to leave room for the rest of the page.
+function drawJoin() {
+  const url = document.getElementById('join-choice').value;
+  const canvas = document.getElementById('join-qr');
+  const big = document.getElementById('join').classList.contains('big');
+  const link = document.getElementById('join-url');
+  link.textContent = url || '';
+  link.href = url || '#';
+  canvas.hidden = !url;
+  const room = Math.min(innerWidth - 40, innerHeight - 180);    // under the link and buttons
+  if (url) qr.draw(canvas, url, big ? Math.max(room, 240) : 240);
+}
+
 function askForList() {
   const req = { req: 'get connections' };
   if (tokenField.value) req.token = tokenField.value;
@@ -117,6 +154,9 @@ const conn = wspush.connect({
     if (obj.resp === 'get connections') {
       document.getElementById('login').hidden = true;
       conn.send({ req: 'watch users' });
+      conn.send({ req: 'get addresses' });
+    } else if (obj.resp === 'addresses' && Array.isArray(obj.content)) {
+      showJoin(obj.content);
     } else if (obj.resp === 'users' && Array.isArray(obj.content)) {
       showUsers(obj.content);
     } else if (obj.resp === 'receipt' && pushes.has(obj.ref)) {
@@ -152,6 +192,14 @@ function push(reqs, to) {
   pushes.set(ref, { states: new Map(), status });
 }
 
+document.getElementById('join-choice').addEventListener('change', drawJoin);
+document.getElementById('join-big').addEventListener('click', () => {
+  const join = document.getElementById('join');
+  join.classList.toggle('big');
+  document.getElementById('join-big').textContent = join.classList.contains('big')
+    ? 'Back to the page' : 'Show it big';
+  drawJoin();
+});
 document.getElementById('login').addEventListener('submit', (event) => {
   event.preventDefault();
   askForList();
