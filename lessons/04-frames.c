@@ -76,18 +76,37 @@ static void drop(struct client *c)
     c->fd = -1;
 }
 
+/* The name of a length form, by the bytes of length after the first two. */
+static const char *form(size_t ext)
+{
+    if (ext == 0)
+        return "7-bit";
+    if (ext == 2)
+        return "16-bit";
+    return "64-bit";
+}
+
 /* Send one frame: FIN set, no mask (§5.1), the shortest length form. */
 static int send_frame(struct client *c, int opcode, const unsigned char *p, uint64_t len)
 {
     unsigned char head[10];
-    size_t ext = len < 126 ? 0 : len <= 0xffff ? 2 : 8;
+    size_t ext = 0;                     /* the length fits in 7 bits */
     head[0] = (unsigned char)(0x80 | opcode);
-    head[1] = (unsigned char)(ext == 0 ? len : ext == 2 ? 126 : 127);
+    head[1] = (unsigned char)len;
+    if (len > 0xffff) {
+        ext = 8;                        /* 127, then 8 bytes of length */
+        head[1] = 127;
+    } else if (len >= 126) {
+        ext = 2;                        /* 126, then 2 bytes of length */
+        head[1] = 126;
+    }
     for (size_t i = 0; i < ext; i++)                    /* big-endian */
         head[2 + i] = (unsigned char)(len >> (8 * (ext - 1 - i)));
     printf("[%d] -> frame: FIN 1, opcode %d, length %llu (%s)\n", c->fd, opcode,
-           (unsigned long long)len, ext == 0 ? "7-bit" : ext == 2 ? "16-bit" : "64-bit");
-    return write_all(c->fd, head, 2 + ext) < 0 ? -1 : write_all(c->fd, p, (size_t)len);
+           (unsigned long long)len, form(ext));
+    if (write_all(c->fd, head, 2 + ext) < 0)
+        return -1;
+    return write_all(c->fd, p, (size_t)len);
 }
 
 /* Say goodbye with a close frame (code, and why) and close the socket. */
@@ -109,8 +128,13 @@ static long one_frame(struct client *c)
     unsigned char *p = c->buf;
     if (c->len < 2)
         return 0;
-    int fin = p[0] >> 7, opcode = p[0] & 0x0f;
-    size_t ext = (p[1] & 0x7f) == 126 ? 2 : (p[1] & 0x7f) == 127 ? 8 : 0;
+    int fin = p[0] >> 7;
+    int opcode = p[0] & 0x0f;
+    size_t ext = 0;                             /* bytes of length after two */
+    if ((p[1] & 0x7f) == 126)
+        ext = 2;
+    else if ((p[1] & 0x7f) == 127)
+        ext = 8;
     if ((p[0] & 0x70) || !(p[1] & 0x80)) {      /* RSV bits set, or no mask */
         fail(c, 1002, "expected a masked frame, no extensions");
         return -1;
@@ -125,8 +149,10 @@ static long one_frame(struct client *c)
     }
     if (c->len < 2 + ext + 4)
         return 0;
-    uint64_t len = ext == 0 ? p[1] & 0x7f : 0;
-    for (size_t i = 0; i < ext; i++)
+    uint64_t len = 0;
+    if (ext == 0)
+        len = p[1] & 0x7f;
+    for (size_t i = 0; i < ext; i++)            /* big-endian */
         len = len << 8 | p[2 + i];
     if (len > MAX_MESSAGE) {    /* checked before any of it is waited for */
         fail(c, 1009, "message too big");
@@ -141,9 +167,8 @@ static long one_frame(struct client *c)
     for (size_t i = 0; i < len && i < 32; i++)
         shown[i] = data[i] >= 0x20 && data[i] < 0x7f ? (char)data[i] : '.';
     printf("[%d] <- frame: FIN %d, opcode %d, MASK 1, length %llu (%s), key %02x%02x%02x%02x:"
-           " \"%s\"\n", c->fd, fin, opcode, (unsigned long long)len,
-           ext == 0 ? "7-bit" : ext == 2 ? "16-bit" : "64-bit", mask[0], mask[1], mask[2],
-           mask[3], shown);
+           " \"%s\"\n", c->fd, fin, opcode, (unsigned long long)len, form(ext), mask[0],
+           mask[1], mask[2], mask[3], shown);
     int bad = 0;
     if (opcode == 1)                    /* text: echo it */
         bad = send_frame(c, 1, data, len);

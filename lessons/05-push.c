@@ -6,16 +6,16 @@
  *   {"req":"get connections"}  -> the sender is admin, and gets each key
  *                                 with its role, "user" or "admin"
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K; the admin
- *                                 hears "Already sent.", or if K has gone,
- *                                 "Refresh user list complete. Try again!"
+ *          hears "Already sent.", or if K has gone, "Refresh user list..."
  *   {"req":R,"text":T}         -> {"resp":R,"content":T}: the echo
- * Replies are written as JSON.stringify writes them: the tutorial's, byte
- * for byte. Build: cc -o push lessons/05-push.c sha1.c   Run: ./push 8080
+ * Replies are the tutorial's, byte for byte, as JSON.stringify writes them.
+ * Build: cc -o push lessons/05-push.c sha1.c     Run: ./push 8080
  * Try:   the tutorial's own user.html and admin.html (served by XAMPP, say):
  *        open two users and an admin, and push to each user.
  * Left out: anyone may be admin, as in the tutorial (may_be_admin()); a
- *        second connection with the same key is let in (409 in wspush.c); a
- *        lone UTF-16 surrogate is refused; the shortcuts of lesson 4. */
+ *        second connection with the same key is let in (409 in wspush.c);
+ *        JSON's fine print (json_value()); a client that does not read
+ *        stops everyone, as write() waits for it (lesson 6); lesson 4's. */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>
 #include <signal.h>
@@ -34,30 +34,62 @@
 #define MAX_HEAD    8192                /* a longer request is refused (431)   */
 #define MAX_MESSAGE (64 * 1024)         /* a longer message: close 1009        */
 #define MAX_FRAME   (14 + MAX_MESSAGE)  /* header (2 + 8 + 4 bytes) + payload  */
-#define MAX_DEPTH   32                  /* nested arrays and objects           */
+#define MAX_REPLY   (6 * MAX_MESSAGE + 64 * MAX_CLIENTS)  /* 6 bytes a byte at most */
 #define GUID        "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define MAX_DEPTH   32                  /* arrays and objects inside each other */
+#define BASE64      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 struct str {                    /* bytes that may hold a NUL */
     const char *p;
     size_t len;
 };
+#define S(s) ((struct str){ (s), strlen(s) })   /* a C string as a struct str */
 
 static struct client {
     int fd;                     /* -1: a free place                     */
-    int open, admin;            /* the handshake is done; its role      */
+    int open;                   /* the handshake is done                */
+    int admin;                  /* it sent "get connections"            */
     unsigned long number;       /* arrival order, for the role list     */
     char key[26];               /* Sec-WebSocket-Key                    */
     size_t len;                 /* bytes in buf                         */
     unsigned char buf[MAX_FRAME + 1];   /* the request, then frames     */
 } clients[MAX_CLIENTS];
 static unsigned long arrivals;
-static char reply[6 * MAX_MESSAGE + 64 * MAX_CLIENTS];  /* a reply: 6 bytes a byte */
-static char scratch[MAX_MESSAGE];                       /* decoded strings       */
+static char reply[MAX_REPLY];           /* a reply as it is written      */
+static char scratch[MAX_MESSAGE];       /* strings of a request, decoded */
 
 static void die(const char *what)
 {
     perror(what);
     exit(1);
+}
+
+/* Send n bytes to c; until all are written, write() makes us wait. */
+static int send_bytes(struct client *c, const void *p, size_t n)
+{
+    const char *q = p;
+    while (n > 0) {
+        ssize_t w = write(c->fd, q, n);
+        if (w < 0)
+            return -1;
+        q += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Print p[0..len) after what, with bytes that could drive a terminal or
+ * forge a line (below space, and DEL) as \xNN, at most 200 of them. */
+static void print_escaped(const char *what, const char *p, size_t len)
+{
+    printf("%s", what);
+    for (size_t i = 0; i < len && i < 200; i++) {
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            printf("\\x%02x", (unsigned char)p[i]);
+        else
+            putchar(p[i]);
+    }
+    putchar('\n');
 }
 
 /* Print a dated line, as the tutorial's server does. */
@@ -69,20 +101,246 @@ static void log_dated(const char *what, const char *arg)
     printf("%s %s%s\n", when, what, arg);
 }
 
-static int write_all(int fd, const void *p, size_t n)
+/* Send one frame: FIN set, no mask (§5.1), the shortest length form. */
+static int send_frame(struct client *c, int opcode, const void *p, uint64_t len)
 {
-    const char *q = p;
-    while (n > 0) {
-        ssize_t w = write(fd, q, n);
-        if (w < 0)
+    unsigned char head[10];
+    size_t ext = 0;                     /* the length fits in 7 bits */
+    head[0] = (unsigned char)(0x80 | opcode);
+    head[1] = (unsigned char)len;
+    if (len > 0xffff) {
+        ext = 8;                        /* 127, then 8 bytes of length */
+        head[1] = 127;
+    } else if (len >= 126) {
+        ext = 2;                        /* 126, then 2 bytes of length */
+        head[1] = 126;
+    }
+    for (size_t i = 0; i < ext; i++)                    /* big-endian */
+        head[2 + i] = (unsigned char)(len >> (8 * (ext - 1 - i)));
+    if (send_bytes(c, head, 2 + ext) < 0)
+        return -1;
+    return send_bytes(c, p, (size_t)len);
+}
+
+/* ---- The JSON scanner (wspush.c's is section 11). strchr(set, c) finds
+ * the NUL that ends set too, so a NUL in a message would pass for one of
+ * the set: each use checks c != '\0' first. */
+struct json {
+    const char *p, *end;
+    char *out;                  /* where the next decoded string goes */
+    struct str req, text, userkey;
+};
+
+static void skip_space(struct json *j)
+{
+    while (j->p < j->end && *j->p != '\0' && strchr(" \t\r\n", *j->p) != NULL)
+        j->p++;
+}
+
+/* Skip spaces, then take the character c if it comes next: 1 if it did. */
+static int eat(struct json *j, char c)
+{
+    skip_space(j);
+    if (j->p == j->end || *j->p != c)
+        return 0;
+    j->p++;
+    return 1;
+}
+
+/* "u" and four hex digits at j->p, into *cp; -1 if they are not there. */
+static int hex4(struct json *j, unsigned *cp)
+{
+    char digits[5] = { 0 };
+    if (j->end - j->p < 5 || *j->p != 'u')
+        return -1;
+    memcpy(digits, j->p + 1, 4);
+    if (strspn(digits, "0123456789abcdefABCDEF") != 4)
+        return -1;
+    *cp = (unsigned)strtoul(digits, NULL, 16);
+    j->p += 5;
+    return 0;
+}
+
+/* Write code point cp as UTF-8 at o, in 1 to 4 bytes; returns how many. */
+static int put_utf8(char *o, unsigned cp)
+{
+    static const unsigned char lead[5] = { 0, 0x00, 0xc0, 0xe0, 0xf0 };
+    static const unsigned below[4] = { 0x80, 0x800, 0x10000, 0x110000 };
+    int n = 1;
+    while (cp >= below[n - 1])
+        n++;
+    for (int i = n - 1; i > 0; i--) {   /* 6 bits a byte, the last byte first */
+        o[i] = (char)(0x80 | (cp & 0x3f));
+        cp >>= 6;
+    }
+    o[0] = (char)(lead[n] | cp);
+    return n;
+}
+
+/* The escape after a backslash, at j->p: its character, decoded at *o. */
+static int escape(struct json *j, char **o)
+{
+    static const char in[] = "\"\\/bfnrt", out[] = "\"\\/\b\f\n\r\t";
+    unsigned cp, lo;
+    if (j->p < j->end && *j->p != '\0' && strchr(in, *j->p) != NULL) {
+        *(*o)++ = out[strchr(in, *j->p) - in];
+        j->p++;
+        return 0;
+    }
+    if (hex4(j, &cp) < 0)
+        return -1;
+    /* A pair of \u escapes (UTF-16) may stand for one character past U+FFFF. */
+    if (cp >= 0xd800 && cp <= 0xdbff && j->p < j->end && *j->p == '\\') {
+        j->p++;
+        if (hex4(j, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
             return -1;
-        q += w;
-        n -= (size_t)w;
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+    }
+    if (cp >= 0xd800 && cp <= 0xdfff)
+        return -1;                      /* a lone surrogate: a shortcut */
+    *o += put_utf8(*o, cp);
+    return 0;
+}
+
+/* Read the string at j->p (after its quote) into *s, decoded into j->out. */
+static int string(struct json *j, struct str *s)
+{
+    char *o = j->out;
+    while (j->p < j->end && *j->p != '"') {
+        unsigned char c = (unsigned char)*j->p;
+        j->p++;
+        if (c < 0x20)
+            return -1;                  /* control characters must be escaped */
+        if (c != '\\')
+            *o++ = (char)c;
+        else if (escape(j, &o) < 0)
+            return -1;
+    }
+    if (!eat(j, '"'))                  /* the closing quote */
+        return -1;
+    s->p = j->out;
+    s->len = (size_t)(o - j->out);
+    j->out = o;                         /* a decoded string is never longer */
+    return 0;
+}
+
+/* True if s is the word w. */
+static int is(struct str s, const char *w)
+{
+    return s.p != NULL && s.len == strlen(w) && memcmp(s.p, w, s.len) == 0;
+}
+
+/* The value at j->p: a string (decoded into *s); a number, true, false or
+ * null (a shortcut: their letters are not checked closely); or an array or
+ * object, whose items are read in turn, at most MAX_DEPTH deep. Of the
+ * request itself (depth 1), the strings "req", "text", "userkey" are kept. */
+static int value(struct json *j, int depth, struct str *s)
+{
+    char close = '}';
+    skip_space(j);
+    const char *start = j->p;
+    if (depth > MAX_DEPTH)
+        return -1;
+    if (eat(j, '"'))
+        return string(j, s);
+    if (eat(j, '['))
+        close = ']';
+    else if (!eat(j, '{')) {
+        while (j->p < j->end && *j->p != '\0' && strchr("+-.0123456789Eaeflnrstu", *j->p) != NULL)
+            j->p++;
+        return j->p > start ? 0 : -1;   /* at least one letter */
+    }
+    for (int n = 0; !eat(j, close); n++) {
+        struct str name = { NULL, 0 }, v = { NULL, 0 };
+        if (n > 0 && !eat(j, ','))
+            return -1;
+        if (close == '}' && (!eat(j, '"') || string(j, &name) < 0 || !eat(j, ':')))
+            return -1;
+        if (value(j, depth + 1, &v) < 0)
+            return -1;
+        if (depth == 1 && is(name, "req"))
+            j->req = v;
+        else if (depth == 1 && is(name, "text"))
+            j->text = v;
+        else if (depth == 1 && is(name, "userkey"))
+            j->userkey = v;
     }
     return 0;
 }
 
-static void send_roles(struct client *c, const char *prompt);     /* below */
+/* Scan the request: an object, and nothing after it. */
+static int request(struct json *j)
+{
+    struct str ignored;
+    skip_space(j);
+    if (j->p == j->end || *j->p != '{' || value(j, 1, &ignored) < 0)
+        return -1;
+    skip_space(j);
+    return j->p == j->end ? 0 : -1;
+}
+
+/* Append s at *o as a JSON string, as JSON.stringify does: \" \\ \b \f \n
+ * \r \t for those, \u00XX for other bytes below space. */
+static void put_string(char **o, struct str s)
+{
+    static const char named[] = "\"\\\b\f\n\r\t", letter[] = "\"\\bfnrt";
+    *(*o)++ = '"';
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        const char *n = NULL;
+        if (c != '\0')
+            n = strchr(named, c);
+        if (n != NULL)
+            *o += sprintf(*o, "\\%c", letter[n - named]);
+        else if (c < 0x20)
+            *o += sprintf(*o, "\\u%04x", c);
+        else
+            *(*o)++ = (char)c;
+    }
+    *(*o)++ = '"';
+}
+
+/* Send {"resp":RESP,"content":TEXT} to c; no "content" if text.p is NULL. */
+static void send_reply(struct client *c, struct str resp, struct str text)
+{
+    char *o = reply + sprintf(reply, "{\"resp\":");
+    put_string(&o, resp);
+    if (text.p != NULL) {
+        o += sprintf(o, ",\"content\":");
+        put_string(&o, text);
+    }
+    *o++ = '}';
+    send_frame(c, 1, reply, (size_t)(o - reply));
+}
+
+/* Print every key with its role, in the order they came, and send them to c
+ * (if not NULL). A key needs no escaping: read_head() let in base64 only. */
+static void send_roles(struct client *c, const char *prompt)
+{
+    char *o = reply + sprintf(reply, "{\"resp\":\"get connections\",\"content\":{");
+    printf("%s\n{", prompt);
+    for (unsigned long last = 0;;) {
+        struct client *u = NULL;        /* the next to arrive after last */
+        for (int i = 0; i < MAX_CLIENTS; i++)
+            if (clients[i].fd != -1 && clients[i].open && clients[i].number > last &&
+                (u == NULL || clients[i].number < u->number))
+                u = &clients[i];
+        if (u == NULL)
+            break;
+        if (last > 0) {
+            *o++ = ',';
+            putchar(',');
+        }
+        o += sprintf(o, "\"%s\":\"%s\"", u->key, u->admin ? "admin" : "user");
+        printf("\n  '%s': '%s'", u->key, u->admin ? "admin" : "user");
+        last = u->number;
+    }
+    printf("\n}\n");
+    o += sprintf(o, "}}");
+    if (c != NULL)
+        send_frame(c, 1, reply, (size_t)(o - reply));
+}
+
 static void drop(struct client *c)
 {
     close(c->fd);
@@ -93,19 +351,7 @@ static void drop(struct client *c)
     }
 }
 
-/* Send one frame: FIN set, no mask (§5.1), the shortest length form. */
-static int send_frame(struct client *c, int opcode, const void *p, uint64_t len)
-{
-    unsigned char head[10];
-    size_t ext = len < 126 ? 0 : len <= 0xffff ? 2 : 8;
-    head[0] = (unsigned char)(0x80 | opcode);
-    head[1] = (unsigned char)(ext == 0 ? len : ext == 2 ? 126 : 127);
-    for (size_t i = 0; i < ext; i++)
-        head[2 + i] = (unsigned char)(len >> (8 * (ext - 1 - i)));
-    return write_all(c->fd, head, 2 + ext) < 0 ? -1 : write_all(c->fd, p, (size_t)len);
-}
-
-/* Close c with a close frame that gives the code (lesson 4 gives a reason too). */
+/* Say goodbye with a close frame that gives the code (lesson 4: a reason too). */
 static void fail(struct client *c, unsigned code)
 {
     unsigned char payload[2] = { (unsigned char)(code >> 8), (unsigned char)code };
@@ -113,185 +359,7 @@ static void fail(struct client *c, unsigned code)
     drop(c);
 }
 
-/* ---- The JSON scanner: a request is an object; "req", "text" and
- * "userkey" must be strings and are kept, decoded; the rest is checked
- * and skipped. (wspush.c's scanner is section 11.) */
-struct json {
-    const char *p, *end;
-    char *out;                  /* where the next decoded string goes */
-    struct str req, text, userkey;
-};
-
-static void skip_space(struct json *j)
-{
-    while (j->p < j->end && strchr(" \t\r\n", *j->p) != NULL && *j->p != '\0')
-        j->p++;
-}
-
-/* Four hex digits into *cp; -1 if they are not there. */
-static int hex4(struct json *j, unsigned *cp)
-{
-    *cp = 0;
-    for (int i = 0; i < 4; i++, j->p++) {
-        if (j->p == j->end || strchr("0123456789abcdefABCDEF", *j->p) == NULL || *j->p == 0)
-            return -1;
-        *cp = *cp * 16 + (unsigned)(*j->p <= '9' ? *j->p - '0' : (*j->p | 0x20) - 'a' + 10);
-    }
-    return 0;
-}
-
-/* Read the string at j->p (after its quote) into *s, decoded into j->out. */
-static int string(struct json *j, struct str *s)
-{
-    static const char in[] = "\"\\/bfnrt", out[] = "\"\\/\b\f\n\r\t";
-    char *o = j->out;
-    unsigned cp, lo;
-    while (j->p < j->end && *j->p != '"') {
-        unsigned char c = (unsigned char)*j->p++;
-        if (c < 0x20)
-            return -1;                  /* control characters must be escaped */
-        if (c != '\\') {
-            *o++ = (char)c;
-            continue;
-        }
-        if (j->p == j->end)
-            return -1;
-        if (*j->p != 'u' && *j->p != '\0' && strchr(in, *j->p) != NULL) {
-            *o++ = out[strchr(in, *j->p++) - in];
-            continue;
-        }
-        if (*j->p++ != 'u' || hex4(j, &cp) < 0)
-            return -1;
-        if (cp >= 0xd800 && cp <= 0xdbff && j->end - j->p >= 6 && j->p[0] == '\\' &&
-            j->p[1] == 'u' && (j->p += 2, hex4(j, &lo) == 0) && lo >= 0xdc00 && lo <= 0xdfff)
-            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        if (cp >= 0xd800 && cp <= 0xdfff)
-            return -1;                  /* a lone surrogate: a shortcut */
-        int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-        for (int i = n - 1; i > 0; i--, cp >>= 6)       /* UTF-8, last byte first */
-            o[i] = (char)(0x80 | (cp & 0x3f));
-        o[0] = (char)(n == 1 ? cp : (0xf00u >> n & 0xff) | cp);
-        o += n;
-    }
-    if (j->p == j->end)
-        return -1;
-    j->p++;                             /* the closing quote */
-    *s = (struct str){ j->out, (size_t)(o - j->out) };
-    j->out = o;                         /* a decoded string is never longer */
-    return 0;
-}
-
-/* Check and skip any value; in the request object (depth 1) keep the
- * members we know. Returns 0, or -1 if the JSON is malformed. */
-static int value(struct json *j, int depth)
-{
-    struct str s;
-    skip_space(j);
-    if (j->p == j->end)
-        return -1;
-    if (*j->p == '"' && (j->p++, 1))
-        return string(j, &s);
-    if (*j->p != '{' && *j->p != '[') {         /* a number, true, false, null */
-        const char *start = j->p;
-        while (j->p < j->end && *j->p != '\0' && strchr("+-.0123456789eEaflnrstu", *j->p))
-            j->p++;
-        return j->p > start ? 0 : -1;   /* a shortcut: the words are not checked */
-    }
-    char close = *j->p++ == '{' ? '}' : ']';
-    if (depth == MAX_DEPTH)
-        return -1;
-    skip_space(j);
-    for (int n = 0; j->p < j->end && *j->p != close; n++) {
-        if (n > 0 && (*j->p++ != ',' || (skip_space(j), j->p == j->end)))
-            return -1;
-        if (close == ']' && value(j, depth + 1) < 0)
-            return -1;
-        if (close == '}') {
-            struct str key;
-            if (*j->p != '"' || (j->p++, string(j, &key)) < 0)
-                return -1;
-            skip_space(j);
-            if (j->p == j->end || *j->p++ != ':')
-                return -1;
-            skip_space(j);
-            struct str *keep = depth > 0 ? NULL : key.len == 3 && !memcmp(key.p, "req", 3) ?
-                &j->req : key.len == 4 && !memcmp(key.p, "text", 4) ? &j->text :
-                key.len == 7 && !memcmp(key.p, "userkey", 7) ? &j->userkey : NULL;
-            if (keep != NULL && (j->p == j->end || *j->p++ != '"' || string(j, keep) < 0))
-                return -1;
-            if (keep == NULL && value(j, depth + 1) < 0)
-                return -1;
-        }
-        skip_space(j);
-    }
-    if (j->p == j->end)
-        return -1;
-    j->p++;
-    return 0;
-}
-
-/* Append s to the reply at *o as a JSON string, as JSON.stringify does. */
-static void put_string(char **o, struct str s)
-{
-    *(*o)++ = '"';
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        const char *named = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b"
-                          : c == '\f' ? "\\f" : c == '\n' ? "\\n" : c == '\r' ? "\\r"
-                          : c == '\t' ? "\\t" : NULL;
-        if (named != NULL)
-            *o += sprintf(*o, "%s", named);
-        else if (c < 0x20)
-            *o += sprintf(*o, "\\u%04x", c);
-        else
-            *(*o)++ = (char)c;
-    }
-    *(*o)++ = '"';
-}
-
-static struct str S(const char *s) { return (struct str){ s, strlen(s) }; }
-
-/* Send {"resp":RESP,"content":TEXT} to c; no "content" if text.p is NULL. */
-static void send_reply(struct client *c, struct str resp, struct str text)
-{
-    char *o = reply;
-    o += sprintf(o, "{\"resp\":");
-    put_string(&o, resp);
-    if (text.p != NULL) {
-        o += sprintf(o, ",\"content\":");
-        put_string(&o, text);
-    }
-    *o++ = '}';
-    send_frame(c, 1, reply, (size_t)(o - reply));
-}
-
-/* Send c every key with its role, in the order they came, as the tutorial
- * does; and print the table. */
-static void send_roles(struct client *c, const char *prompt)
-{
-    char *o = reply + sprintf(reply, "{\"resp\":\"get connections\",\"content\":{");
-    printf("%s\n{", prompt);
-    for (unsigned long last = 0;;) {        /* the next one to arrive after last */
-        struct client *next = NULL;
-        for (int i = 0; i < MAX_CLIENTS; i++)
-            if (clients[i].fd != -1 && clients[i].open && clients[i].number > last &&
-                (next == NULL || clients[i].number < next->number))
-                next = &clients[i];
-        if (next == NULL)
-            break;
-        const char *role = next->admin ? "admin" : "user";
-        o += sprintf(o, "%s\"%s\":\"%s\"", last ? "," : "", next->key, role);
-        printf("%s\n  '%s': '%s'", last ? "," : "", next->key, role);
-        last = next->number;
-    }
-    printf("\n}\n");
-    o += sprintf(o, "}}");
-    if (c != NULL)
-        send_frame(c, 1, reply, (size_t)(o - reply));
-}
-
-/* The open WebSocket whose key is k: the tutorial's lookup[k]. (wspush.c
- * hashes the key, conn_by_key(), so the search stays short for 1,000.) */
+/* The open WebSocket whose key is k: lookup[k] (wspush.c: conn_by_key()). */
 static struct client *lookup(struct str k)
 {
     for (int i = 0; i < MAX_CLIENTS; i++)
@@ -305,25 +373,18 @@ static struct client *lookup(struct str k)
 static void on_message(struct client *c, const char *p, size_t len)
 {
     struct json j = { p, p + len, scratch, { NULL, 0 }, { NULL, 0 }, { NULL, 0 } };
-    printf("Received Message: ");
-    for (size_t i = 0; i < len && i < 200; i++)     /* control bytes as \xNN */
-        printf((unsigned char)p[i] < 0x20 || p[i] == 0x7f ? "\\x%02x" : "%c", (unsigned char)p[i]);
-    printf("\n");
-    skip_space(&j);
-    if (j.p == j.end || *j.p != '{' || value(&j, 0) < 0 || (skip_space(&j), j.p != j.end) ||
-        j.req.p == NULL) {
+    print_escaped("Received Message: ", p, len);
+    if (request(&j) < 0 || j.req.p == NULL) {
         send_reply(c, S("error"), S("malformed request"));
         return;
     }
-    struct client *user = lookup(j.userkey);
-    int push = j.req.len == 11 && memcmp(j.req.p, "push a user", 11) == 0;
-    if (j.req.len == 15 && memcmp(j.req.p, "get connections", 15) == 0) {
+    if (is(j.req, "get connections")) {
         c->admin = 1;
         send_roles(c, "Request: get connections");
-    } else if (push && user != NULL) {
-        send_reply(user, S("text"), j.text);
+    } else if (is(j.req, "push a user") && lookup(j.userkey) != NULL) {
+        send_reply(lookup(j.userkey), S("text"), j.text);
         send_reply(c, S("text"), S("Already sent."));
-    } else if (push) {
+    } else if (is(j.req, "push a user")) {
         send_reply(c, S("text"), S("Refresh user list complete. Try again!"));
         send_roles(c, "Request: push a user");
     } else {
@@ -331,15 +392,22 @@ static void on_message(struct client *c, const char *p, size_t len)
     }
 }
 
-/* Act on the frame at the start of c->buf, as lesson 4 does. Returns its
- * length once it is all there, 0 while it is not, -1 if c was closed. */
+/* Look at the frame at the start of c->buf. Returns its length once it is
+ * all there (and acts on it), 0 while it is not, -1 if c was closed. */
 static long one_frame(struct client *c)
 {
     unsigned char *p = c->buf;
     if (c->len < 2)
         return 0;
-    int fin = p[0] >> 7, opcode = p[0] & 0x0f;
-    size_t ext = (p[1] & 0x7f) == 126 ? 2 : (p[1] & 0x7f) == 127 ? 8 : 0;
+    int fin = p[0] >> 7;
+    int opcode = p[0] & 0x0f;
+    size_t ext = 0;                             /* bytes of length after two */
+    if ((p[1] & 0x7f) == 126)
+        ext = 2;
+    else if ((p[1] & 0x7f) == 127)
+        ext = 8;
+    /* RSV bits set, no mask, a reserved opcode, a control frame over 125
+     * bytes: each is a protocol error, as lesson 4 says. */
     if ((p[0] & 0x70) || !(p[1] & 0x80) || (opcode > 2 && opcode < 8) || opcode > 10 ||
         (opcode >= 8 && (p[1] & 0x7f) > 125)) {
         fail(c, 1002);
@@ -351,10 +419,12 @@ static long one_frame(struct client *c)
     }
     if (c->len < 2 + ext + 4)
         return 0;
-    uint64_t len = ext == 0 ? p[1] & 0x7f : 0;
-    for (size_t i = 0; i < ext; i++)
+    uint64_t len = 0;
+    if (ext == 0)
+        len = p[1] & 0x7f;
+    for (size_t i = 0; i < ext; i++)            /* big-endian */
         len = len << 8 | p[2 + i];
-    if (len > MAX_MESSAGE) {
+    if (len > MAX_MESSAGE) {    /* checked before any of it is waited for */
         fail(c, 1009);
         return -1;
     }
@@ -363,20 +433,24 @@ static long one_frame(struct client *c)
         return 0;
     for (uint64_t i = 0; i < len; i++)
         data[i] ^= mask[i % 4];
-    if (opcode == 1)
+    if (opcode == 1)                    /* text: a request */
         on_message(c, (const char *)data, (size_t)len);
-    else if (opcode == 9)
+    else if (opcode == 9)               /* ping: pong the same payload */
         send_frame(c, 10, data, len);
-    else if (opcode == 8) {
+    else if (opcode == 8) {             /* close: echo the code, then close */
         send_frame(c, 8, data, len >= 2 ? 2 : 0);
         drop(c);
+        return -1;
     }
-    return c->fd == -1 ? -1 : (long)(2 + ext + 4 + len);
+    if (c->fd == -1)
+        return -1;
+    return (long)(2 + ext + 4 + len);
 }
 
 /* Pick the key and the subprotocol out of the request head, line by line
  * (strtok_r() cuts it into lines); header names ignore case. Returns 0 if
- * it is a GET with a key of 24 characters. */
+ * it is a GET with a key of base64, 22 characters and "==": any other key
+ * (a quote, a control byte) could break the JSON and the log it goes in. */
 static int read_head(char *head, char key[26], int *echo)
 {
     char *save, *line;
@@ -389,7 +463,9 @@ static int read_head(char *head, char key[26], int *echo)
         if (strncasecmp(line, "Sec-WebSocket-Protocol:", 23) == 0)
             *echo |= strstr(line, "echo-protocol") != NULL;
     }
-    return get && strlen(key) == 24 ? 0 : -1;
+    if (!get || strspn(key, BASE64) != 22 || strcmp(key + 22, "==") != 0)
+        return -1;
+    return 0;
 }
 
 /* The request head c->buf[0..head) is complete: answer 101 (lesson 3),
@@ -402,7 +478,8 @@ static void handshake(struct client *c, size_t head)
     int echo;
     c->buf[head - 1] = '\0';           /* the head alone: frames may follow */
     if (read_head((char *)c->buf, c->key, &echo) < 0) {
-        write_all(c->fd, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", 47);
+        const char *no = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+        send_bytes(c, no, strlen(no));
         drop(c);
         return;
     }
@@ -415,10 +492,7 @@ static void handshake(struct client *c, size_t head)
                      "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept_key,
                      echo ? "Sec-WebSocket-Protocol: echo-protocol\r\n" : "");
-    if (write_all(c->fd, answer, (size_t)n) < 0) {
-        drop(c);
-        return;
-    }
+    send_bytes(c, answer, (size_t)n);    /* if it fails, so will read() */
     c->open = 1;
     c->admin = 0;
     c->number = ++arrivals;
@@ -428,11 +502,11 @@ static void handshake(struct client *c, size_t head)
     c->len -= head;
 }
 
+/* c's socket is readable: read, then act on each whole request or frame. */
 static void serve_client(struct client *c)
 {
-    /* A request head that fills MAX_HEAD leaves no room: read() gives 0,
-     * as at the end, and c is dropped (lesson 3 answers 431). */
-    ssize_t n = read(c->fd, c->buf + c->len, (c->open ? MAX_FRAME : MAX_HEAD) - c->len);
+    size_t room = (c->open ? MAX_FRAME : MAX_HEAD) - c->len;
+    ssize_t n = read(c->fd, c->buf + c->len, room);
     if (n <= 0) {
         drop(c);
         return;
@@ -440,6 +514,12 @@ static void serve_client(struct client *c)
     c->len += (size_t)n;
     c->buf[c->len] = '\0';
     char *end = c->open ? NULL : strstr((char *)c->buf, "\r\n\r\n");
+    if (!c->open && end == NULL && c->len == MAX_HEAD) {
+        const char *no = "HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n";
+        send_bytes(c, no, strlen(no));
+        drop(c);
+        return;
+    }
     if (end != NULL)
         handshake(c, (size_t)(end + 4 - (char *)c->buf));
     long used;
@@ -447,6 +527,41 @@ static void serve_client(struct client *c)
         memmove(c->buf, c->buf + used, c->len - (size_t)used);
         c->len -= (size_t)used;
     }
+}
+
+static int listen_on(long port)
+{
+    struct sockaddr_in addr;
+    int on = 1;
+    int sockfd = socket(AF_INET, SOCK_STREAM, 0);               /* 1. socket() */
+    if (sockfd < 0)
+        die("socket");
+    setsockopt(sockfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons((unsigned short)port);
+    if (bind(sockfd, (struct sockaddr *)&addr, sizeof addr) < 0)  /* 2. bind() */
+        die("bind");
+    if (listen(sockfd, 16) < 0)                                  /* 3. listen() */
+        die("listen");
+    return sockfd;
+}
+
+static void accept_client(int sockfd)
+{
+    int fd = accept(sockfd, NULL, NULL);                         /* 4. accept() */
+    if (fd < 0)
+        return;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (clients[i].fd == -1) {
+            clients[i].fd = fd;
+            clients[i].open = 0;
+            clients[i].len = 0;
+            return;
+        }
+    }
+    close(fd);
 }
 
 int main(int argc, char **argv)
@@ -460,15 +575,7 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 0; i < MAX_CLIENTS; i++)
         clients[i].fd = -1;
-    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons((unsigned short)port) };
-    int on = 1;
-    /* 1. socket(), 2. bind() to any address of this machine, 3. listen(). */
-    int sockfd = socket(AF_INET, SOCK_STREAM, 0);
-    if (sockfd < 0)
-        die("socket");
-    setsockopt(sockfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    if (bind(sockfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(sockfd, 16) < 0)
-        die("bind or listen");
+    int sockfd = listen_on(port);
     log_dated("Server is listening on port ", argc > 1 ? argv[1] : "8080");
     for (;;) {
         fd_set ready;
@@ -478,20 +585,15 @@ int main(int argc, char **argv)
         for (int i = 0; i < MAX_CLIENTS; i++) {
             if (clients[i].fd != -1) {
                 FD_SET(clients[i].fd, &ready);
-                max_fd = clients[i].fd > max_fd ? clients[i].fd : max_fd;
+                if (clients[i].fd > max_fd)
+                    max_fd = clients[i].fd;
             }
         }
         if (select(max_fd + 1, &ready, NULL, NULL, NULL) < 0)
             die("select");
-        int fd = FD_ISSET(sockfd, &ready) ? accept(sockfd, NULL, NULL) : -1;  /* 4. accept() */
-        int i = 0;
-        while (fd >= 0 && i < MAX_CLIENTS && clients[i].fd != -1)
-            i++;                                /* a free place, if any */
-        if (fd >= 0 && i == MAX_CLIENTS)
-            close(fd);
-        else if (fd >= 0)
-            clients[i] = (struct client){ .fd = fd };
-        for (i = 0; i < MAX_CLIENTS; i++)
+        if (FD_ISSET(sockfd, &ready))
+            accept_client(sockfd);
+        for (int i = 0; i < MAX_CLIENTS; i++)
             if (clients[i].fd != -1 && FD_ISSET(clients[i].fd, &ready))
                 serve_client(&clients[i]);
     }

@@ -18,7 +18,7 @@ from wsclient import (OUT, ROOT, Client, accept_for, case, expect, finish, mask_
 import scenario
 
 LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
-           ("05-push", 500)]
+           ("05-push", 600)]
 BIN = os.path.join(OUT, "lessons")
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 ASAN = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
