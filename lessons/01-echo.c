@@ -4,11 +4,14 @@
  *   socket()  create a socket file descriptor, sockfd;
  *   bind()    bind sockfd with an address and a port;
  *   listen()  listen for connection attempts;
- *   accept()  complete the TCP handshake: the client gets a socket of its own;
- * then read() and write() on that socket until the client closes.
+ *   accept()  take a connection from listen()'s queue: its own socket;
+ * then read() and write() on that socket until the client closes. The
+ * kernel completes the TCP handshake, not accept(): a client may connect,
+ * and send, before the server accepts it.
  * Build: cc -o echo lessons/01-echo.c        Run: ./echo 8080
- * Try:   nc 127.0.0.1 8080, type a line: it comes back. Start a second nc
- *        at the same time: it waits until the first one quits.
+ * Try:   nc 127.0.0.1 8080, type a line: it comes back. In a second nc,
+ *        type a line: nothing yet; quit the first, and it comes back at
+ *        once: the kernel held it until accept().
  * Left out: more than one client at a time (lesson 2; serve() in wspush.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>

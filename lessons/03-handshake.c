@@ -14,7 +14,7 @@
  * Try:   in a browser's console, new WebSocket('ws://localhost:8080/'):
  *        it opens, and this server prints how it made the accept value.
  * Left out: frames (lesson 4); the other checks of §4.2.1, such as the
- *        Upgrade and Version headers, a valid key and a GET (http_check()
+ *        Upgrade and Version headers and a key of base64 (http_check()
  *        in wspush.c); a slow client's deadline (conn_timers()). */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>

@@ -13,7 +13,7 @@
 //    scenario; a push to a user who left reaches nobody; a user who joins
 //    between picking and pushing does not get the push. Our pages served
 //    by another web server, and as files.
-// L. lessons/05-push.c with the tutorial's pages: the same three cases.
+// L. lessons 05 and 06 with the tutorial's pages: the same three cases.
 // C. The admin token: asked for, refused, accepted; not sent unseen to a
 //    server the page did not come from.
 // Screenshots go to tests/out/screenshots.
@@ -415,17 +415,19 @@ async function phaseB(context) {
     }
   });
   await srv.stop();
-  await phaseL(context, dir);
+  await phaseL(context, dir, '05-push', 'lesson 5');
+  await phaseL(context, dir, '06-nonblocking', 'lesson 6');
   fs.rmSync(dir, { recursive: true });
 }
 
-// L. lessons/05-push.c on port 8080 with the tutorial's pages, served by
+// L. lessons 05 and 06 on port 8080 with the tutorial's pages, served by
 // another web server (as XAMPP would).
-async function phaseL(context, dir) {
-  const binary = path.join(OUT, 'lesson-05-push');
-  execFileSync('cc', ['-o', binary, 'lessons/05-push.c', 'sha1.c'], { cwd: ROOT });
-  const log = fs.openSync(path.join(OUT, 'lesson-05-push.log'), 'w');
+async function phaseL(context, dir, name, label) {
+  const binary = path.join(OUT, 'lesson-' + name);
+  execFileSync('cc', ['-o', binary, `lessons/${name}.c`, 'sha1.c'], { cwd: ROOT });
+  const log = fs.openSync(path.join(OUT, `lesson-${name}.log`), 'w');
   const lesson = spawn(binary, ['8080'], { stdio: ['ignore', log, log] });
+  const exited = new Promise((resolve) => lesson.on('exit', resolve));
   const web = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir],
                     { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise((resolve) => {
@@ -435,13 +437,14 @@ async function phaseL(context, dir) {
   try {
     const errors = [];
     expect(port, 'the web server did not start');
-    await articlePhase(context, `http://localhost:${port}`, errors, 'lesson 5');
-    report('browser: the tutorial\'s pages throw no errors with lesson 5',
+    await articlePhase(context, `http://localhost:${port}`, errors, label);
+    report(`browser: the tutorial's pages throw no errors with ${label}`,
            errors.filter((e) => !/Failed to load resource/.test(e.text)).length === 0,
            errors.map((e) => e.text).join(' | '));
   } finally {
     web.kill();
     lesson.kill();
+    await exited;           // port 8080 is free for the next one
   }
 }
 

@@ -3,6 +3,7 @@
 header gives and with -std=c99 -Wall -Wextra -Werror, keeps to its line
 budget, does what it says, and stays memory-safe (AddressSanitizer) under
 hostile input. Also: every wspush.c function TOUR.md names exists."""
+import difflib
 import json
 import os
 import random
@@ -11,14 +12,15 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 from wsclient import (OUT, ROOT, Client, accept_for, case, expect, finish, mask_bytes, new_key,
                       report, upgrade_request, TIMEOUT)
 import scenario
 
-LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
-           ("05-push", 600)]
+LESSONS = [("01-echo", 85), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
+           ("05-push", 600), ("06-nonblocking", 700)]
 BIN = os.path.join(OUT, "lessons")
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 ASAN = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -124,6 +126,16 @@ def silent(s, seconds):
         s.settimeout(TIMEOUT)
 
 
+def recv_all(s):
+    """Everything until the peer's FIN."""
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def handshake(port, key="dGhlIHNhbXBsZSBub25jZQ=="):
     s = tcp(port)
     s.sendall(upgrade_request(key))
@@ -163,12 +175,16 @@ def test_builds():
         build(name, STRICT, "strict")
 
 
-@case("lessons: each keeps to its line budget (80, 150, 250, 350, 500)")
+@case("lessons: each keeps to its line budget (85, 150, 250, 350, 600, 700)")
 def test_budgets():
     for name, budget in LESSONS:
         with open(source(name)) as f:
             n = len(f.read().splitlines())
         expect(n <= budget, "%s has %d lines; its budget is %d" % (name, n, budget))
+        with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+            told = re.search(r"\| \[%s\.c\]\(%s\.c\) \| (\d+) \|" % (name, name), f.read())
+        expect(told and int(told.group(1)) == n, "lessons/README.md gives %s %s lines, not %d"
+               % (name, told and told.group(1), n))
 
 
 @case("lesson 1: echoes a TCP client; the next one waits its turn")
@@ -257,42 +273,185 @@ def test_frames():
         srv.stop()
 
 
-@case("lesson 5: the tutorial's scenario, byte-identical to its server's replies")
-def test_push():
+def tutorial_checks(srv):
+    """The tutorial's scenario, byte-identical to its server's replies, then
+    hostile input: a huge length claim, bad JSON, a peer gone mid-frame."""
     with open(scenario.TRANSCRIPT) as f:
         theirs = json.load(f)["replies"]
+    ours = scenario.article_scenario(srv.port)
+    expect(ours == theirs, scenario.first_difference(ours, theirs))
+    s, _ = handshake(srv.port, new_key())
+    s.sendall(b"\x81\xff\x7f\xff\xff\xff\xff\xff\xff\xffabcd")      # 2^63 - 1 bytes
+    expect(read_frame(s)[2] == b"\x03\xf1", "a huge claim gets 1009")
+    s, _ = handshake(srv.port, new_key())
+    for bad in (b'{"req":"text","text":"\\ud800"}', b'{"req":', b'[1,2]', b"{" * 40,
+                b'{"req":"a","x":' + b"[" * 40 + b"]" * 40 + b"}", b'{"req":"a","x": }',
+                b'{"req":"a"} x', b'{"req":"a",}', b'{"req":"a","b":[1,]}'):
+        send_text(s, bad)
+        expect(read_frame(s)[2] == b'{"resp":"error","content":"malformed request"}', bad)
+    send_text(s, b'{"req":"a","n":-1.5e3,"t":[true,false,null,{"x":[]}],"text":"ok"}')
+    expect(read_frame(s)[2] == b'{"resp":"a","content":"ok"}', "numbers and literals")
+    t, head = handshake(srv.port, 'AAAA","Z":"admin"}}xxxxx')
+    expect(head.startswith(b"HTTP/1.1 400"), "a key that is not base64: %r" % head)
+    s.sendall(b"\x81\xfe\x10\x00abcd" + b'{"req":')      # vanishes mid-frame
+    s.close()
+
+
+@case("lesson 5: the tutorial's scenario, byte-identical to its server's replies")
+def test_push():
     with Lesson(build("05-push", ASAN, "asan")) as srv:
-        ours = scenario.article_scenario(srv.port)
-        expect(ours == theirs, scenario.first_difference(ours, theirs))
-        s, _ = handshake(srv.port, new_key())
-        s.sendall(b"\x81\xff\x7f\xff\xff\xff\xff\xff\xff\xffabcd")      # 2^63 - 1 bytes
-        expect(read_frame(s)[2] == b"\x03\xf1", "a huge claim gets 1009")
-        s, _ = handshake(srv.port, new_key())
-        for bad in (b'{"req":"text","text":"\\ud800"}', b'{"req":', b'[1,2]', b"{" * 40,
-                    b'{"req":"a","x":' + b"[" * 40 + b"]" * 40 + b"}"):
-            send_text(s, bad)
-            expect(read_frame(s)[2] == b'{"resp":"error","content":"malformed request"}', bad)
-        s.sendall(b"\x81\xfe\x10\x00abcd" + b'{"req":')      # vanishes mid-frame
-        s.close()
+        tutorial_checks(srv)
         srv.stop()
 
 
-@case("TOUR.md: every wspush.c function it names exists")
+@case("lesson 6: the tutorial's scenario, byte-identical; hostile input under ASan")
+def test_nonblocking():
+    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+        tutorial_checks(srv)
+        srv.stop()
+
+
+@case("lesson 6: a client that does not read stops no one, and is dropped once its queue is full")
+def test_not_reading():
+    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+        lazy, _ = handshake(srv.port, new_key())
+        lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        admin, _ = handshake(srv.port, new_key())
+        request = json.dumps({"req": "text", "text": "x" * 60000}).encode()
+        sent, gone, deadline = 0, False, time.time() + 60
+        while sent < 1000 and time.time() < deadline and not gone:
+            try:
+                send_text(lazy, request)        # the server reads on: no wait
+                sent += 1
+            except (BrokenPipeError, ConnectionResetError):
+                gone = True                     # the server dropped us
+            send_text(admin, b'{"req":"get connections"}')
+            expect(read_frame(admin)[0] == 1, "the admin was not answered")
+            gone = gone or "Peer disconnected" in srv.output()
+        expect(gone, "a client that read nothing was still there after %d requests" % sent)
+        expect(sent * 60000 > 2 * 6 * 64 * 1024, "dropped after only %d requests" % sent)
+        srv.stop()
+
+
+@case("lesson 6: a close is answered, then our FIN (shutdown), even with the peer's bytes unread")
+def test_close():
+    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+        for tail in (b"", b"unread " * 30000):
+            s, _ = handshake(srv.port, new_key())
+            send_text(s, b"\x03\xe8", opcode=8)
+            s.sendall(tail)                     # a plain close() would answer with a reset
+            expect(read_frame(s) == (8, 7, b"\x03\xe8"), "the close frame, with its code")
+            expect(s.recv(1) == b"", "no FIN after the close frame")
+            s.sendall(b"still here")            # the server reads on until our FIN
+            s.close()
+        s, _ = handshake(srv.port, new_key())
+        s.sendall(b"\x81\x05Hello")                         # not masked
+        expect(read_frame(s)[2] == b"\x03\xea", "an unmasked frame gets 1002")
+        expect(s.recv(1) == b"", "no FIN after 1002")
+        t = tcp(srv.port)
+        t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        expect(recv_all(t).startswith(b"HTTP/1.1 400"), "no key: 400, then FIN")
+        srv.stop()
+
+
+def short_times(seconds):
+    """Lesson 6 built from a copy of its source whose deadlines are all
+    SECONDS long, so that a test can watch them pass."""
+    with open(source("06-nonblocking")) as f:
+        text = f.read()
+    for name in ("HEAD_TIME", "IDLE_TIME", "CLOSE_TIME"):
+        text, n = re.subn(r"(#define %s +)\d+" % name, r"\g<1>%d" % seconds, text)
+        expect(n == 1, "lesson 6 has no #define %s" % name)
+    text = text.replace('"../sha1.h"', '"%s"' % os.path.join(ROOT, "sha1.h"))
+    os.makedirs(BIN, exist_ok=True)
+    copy = os.path.join(BIN, "06-short.c")
+    with open(copy, "w") as f:
+        f.write(text)
+    out = os.path.join(BIN, "06-short")
+    done = subprocess.run(["cc"] + ASAN + ["-o", out, copy, os.path.join(ROOT, "sha1.c")],
+                          capture_output=True, text=True)
+    expect(done.returncode == 0, done.stderr[-600:])
+    return out
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@case("lesson 6: deadlines: a silent head is dropped, a silent client pinged then dropped, "
+      "select() sleeps between")
+def test_deadlines():
+    with Lesson(short_times(2)) as srv:
+        quiet = tcp(srv.port)
+        answers, _ = handshake(srv.port, new_key())
+        silent_ws, _ = handshake(srv.port, new_key())
+        start, cpu = time.time(), cpu_seconds(srv.proc.pid)
+        pings = []
+
+        def answer_pings():                     # one that answers stays
+            answers.settimeout(8)
+            while len(pings) < 3:
+                op, _, payload = read_frame(answers)
+                if op != 9:
+                    return
+                pings.append(time.time() - start)
+                send_text(answers, payload, opcode=10)
+        helper = threading.Thread(target=answer_pings)
+        helper.start()
+        quiet.settimeout(8)
+        expect(quiet.recv(1) == b"", "a silent connection was not closed")
+        expect(1 <= time.time() - start <= 6, "closed after %.1f s" % (time.time() - start))
+        silent_ws.settimeout(8)
+        expect(read_frame(silent_ws)[0] == 9, "a silent client got no ping")
+        expect(silent_ws.recv(1) == b"", "a client that did not answer a ping was not dropped")
+        helper.join(30)
+        expect(len(pings) == 3, "the client that answers got pings at %s" % pings)
+        send_text(answers, b'{"req":"still","text":"here"}')
+        expect(read_frame(answers)[2] == b'{"resp":"still","content":"here"}', "it was dropped")
+        used = cpu_seconds(srv.proc.pid) - cpu
+        expect(used < 0.5, "%.2f s of CPU in %.0f s of waiting" % (used, time.time() - start))
+        srv.stop()
+
+
+@case("lesson 6: diff -u 05 06 reads as the lesson: at most 20% of 05's lines changed or removed")
+def test_carried_over():
+    with open(source("05-push")) as f:
+        before = f.read().splitlines()
+    with open(source("06-nonblocking")) as f:
+        after = f.read().splitlines()
+    match = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    kept = sum(block.size for block in match.get_matching_blocks())
+    gone = len(before) - kept
+    expect(gone <= 0.2 * len(before), "%d of lesson 5's %d lines changed or removed"
+           % (gone, len(before)))
+    expect(kept >= 0.8 * len(before), "only %d lines carried over" % kept)
+
+
+@case("TOUR.md, lessons/README.md and each lesson's \"Left out\" name only wspush.c functions that exist")
 def test_tour():
     with open(os.path.join(ROOT, "TOUR.md")) as f:
         tour = f.read()
     with open(os.path.join(ROOT, "wspush.c")) as f:
         code = f.read()
+    with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+        pointers = f.read().split("## What wspush.c adds")[1]
+    for name, _ in LESSONS:
+        with open(source(name)) as f:
+            pointers += f.read().split("Left out:")[1].split("*/")[0]
     named = set(re.findall(r"`([a-z_0-9]+)\(\)`", tour))
     expect(len(named) >= 30, "TOUR.md names only %d functions" % len(named))
+    named |= set(re.findall(r"([a-z_0-9]+)\(\)", pointers)) - {"read", "write", "select", "close"}
     missing = [n for n in sorted(named) if not re.search(r"^\w[\w *]* \**%s\(" % n, code, re.M)]
-    expect(not missing, "TOUR.md names functions wspush.c lacks: %s" % ", ".join(missing))
+    expect(not missing, "functions wspush.c lacks: %s" % ", ".join(missing))
 
 
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
-              test_push, test_tour):
+              test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
+              test_carried_over, test_tour):
         if not only or t.__name__ in only:
             t()
     finish()
