@@ -16,10 +16,10 @@
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
  * These are the tutorial's requests, byte for byte; section 15 adds some.
- * Reading it: about 2,900 lines. The sections marked [first reading], under
- * 1,000 lines, are the tutorial: frames, the table of connections, the
- * handshake, its requests, reading and writing, and the select() loop with
- * socket(), bind(), listen() and accept(). Read them first, top to bottom;
+ * Reading it: about 3,700 lines. The six sections marked [first reading],
+ * about 1,100 lines, are the tutorial: frames, the table of connections,
+ * the handshake, its requests, reading and writing, and the select() loop
+ * with socket(), bind(), listen() and accept(). Read them first, in order;
  * the others make wspush fit for a classroom, and can be taken on trust
  * from their comments at first. TOUR.md suggests an order.
  * Build: cc -O2 -o wspush wspush.c sha1.c     Run: ./wspush -p 8080 */
@@ -725,7 +725,8 @@ static void buf_free(struct buf *b)
  * Text must be valid UTF-8 (RFC 3629): no overlong forms, no surrogates,
  * nothing above U+10FFFF; checked as it arrives, failing at the first bad
  * byte. A text or binary frame starts a message, continuation frames
- * extend it, the one with FIN ends it; control frames may come between. */
+ * extend it, the one with FIN ends it; control frames may come between.
+ * frame_decode(), which puts these pieces together, is in section 17. */
 
 /* Check p[0..len) as more of the text in u: 0 if valid so far, else -1. */
 static int utf8_check(struct utf8 *u, const unsigned char *p, size_t len)
@@ -806,8 +807,9 @@ static enum parse close_parse(const unsigned char *p, size_t len, unsigned *code
                               struct failure *f)
 {
     *code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : CLOSE_NO_STATUS;
-    /* §7.4: 1004-1006 and 1015 are for reports, not frames; 1016-2999 are
-     * unassigned; 5000 and up undefined. */
+    /* §7.4.1: 1004 is reserved; 1005, 1006 and 1015 only report, inside
+     * an endpoint, a close without a frame; 1016-2999 are unassigned;
+     * 5000 and up undefined. None may be sent in a close frame. */
     int valid = (*code >= 1000 && *code <= 1003) || (*code >= 1007 && *code <= 1014) ||
                 (*code >= 3000 && *code <= 4999);
     if (len == 1)
@@ -857,56 +859,6 @@ static enum parse frame_done(struct decoder *d, const unsigned char *payload,
         return fail(f, CLOSE_BAD_DATA, "text ends inside a UTF-8 character");
     d->msg_opcode = 0;
     return PARSE_DONE;
-}
-
-/* Run p[0..len) through d until a frame is complete; *used says how many
- * bytes it took. Returns PARSE_MORE, PARSE_DONE (d->fr is the frame; if
- * d->ready, d->opcode/data/data_len hold a whole message or control
- * frame), or PARSE_FAIL. A one-frame message all here is unmasked in
- * place; other payload goes to d->msg as it arrives, so memory grows with
- * the bytes received, never with a length a header claims. */
-static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
-                               size_t *used, struct failure *f)
-{
-    size_t pos = 0;
-    *used = 0;
-    if (d->ready && d->opcode < OP_CLOSE)
-        d->msg.len = 0;         /* the last message was handed out */
-    d->ready = 0;
-    if (!d->in_frame) {
-        enum parse r = frame_parse(p, len, &d->fr, f);
-        if (r != PARSE_DONE)
-            return r;
-        if (d->fr.opcode < OP_CLOSE && frame_start_data(d, f) != PARSE_DONE)
-            return PARSE_FAIL;
-        pos = d->fr.head_len;
-        d->in_frame = 1;
-        d->got = 0;
-    }
-    int data = d->fr.opcode < OP_CLOSE;
-    size_t n = d->fr.len - d->got < len - pos ? (size_t)(d->fr.len - d->got) : len - pos;
-    int whole = data && d->got == 0 && n == d->fr.len && d->fr.fin && d->fr.opcode != OP_CONT;
-    unsigned char *src = p + pos, *dst = src;
-    if (!data)
-        dst = d->ctl + d->got;
-    else if (!whole && n > 0 && (dst = buf_reserve(&d->msg, n)) == NULL)
-        return fail(f, CLOSE_INTERNAL_ERROR, "out of memory");
-    frame_unmask(dst, src, n, d->fr.mask, d->got);
-    d->got += n;
-    d->msg.len += data && !whole ? n : 0;
-    *used = pos + n;
-    /* §8.1: fail fast, at the first byte that cannot be UTF-8. */
-    if (data && d->msg_opcode == OP_TEXT && utf8_check(&d->utf8, dst, n) < 0)
-        return fail(f, CLOSE_BAD_DATA, "text is not valid UTF-8");
-    if (d->got < d->fr.len)
-        return PARSE_MORE;
-    if (!whole)
-        return frame_done(d, !data ? d->ctl : d->fr.len == 0 ? src
-                          : d->msg.data + d->msg.len - d->fr.len, f);
-    enum parse r = frame_done(d, dst, f);
-    d->data = dst;              /* the message is where it arrived */
-    d->data_len = n;
-    return r;
 }
 
 /* =================== 9. HTTP details [second reading] ====================== */
@@ -2687,6 +2639,60 @@ static void on_control(struct conn *c, int opcode, const unsigned char *p, size_
         conn_send_close(c, code == CLOSE_NO_STATUS ? 0 : code, "");
 }
 
+/* Run p[0..len) through d until a frame is complete; *used says how many
+ * bytes it took. Returns PARSE_MORE, PARSE_DONE (d->fr is the frame; if
+ * d->ready, d->opcode/data/data_len hold a whole message or control
+ * frame), or PARSE_FAIL. A one-frame message all here is unmasked in
+ * place; other payload goes to d->msg as it arrives, so memory grows with
+ * the bytes received, never with a length a header claims. */
+static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
+                               size_t *used, struct failure *f)
+{
+    size_t pos = 0;
+    *used = 0;
+    if (d->ready && d->opcode < OP_CLOSE)
+        d->msg.len = 0;         /* the last message was handed out */
+    d->ready = 0;
+    if (!d->in_frame) {
+        enum parse r = frame_parse(p, len, &d->fr, f);
+        if (r != PARSE_DONE)
+            return r;
+        if (d->fr.opcode < OP_CLOSE && frame_start_data(d, f) != PARSE_DONE)
+            return PARSE_FAIL;
+        pos = d->fr.head_len;
+        d->in_frame = 1;
+        d->got = 0;
+    }
+    int data = d->fr.opcode < OP_CLOSE;
+    size_t n = d->fr.len - d->got < len - pos ? (size_t)(d->fr.len - d->got) : len - pos;
+    int whole = data && d->got == 0 && n == d->fr.len && d->fr.fin && d->fr.opcode != OP_CONT;
+    unsigned char *src = p + pos, *dst = src;
+    if (!data)
+        dst = d->ctl + d->got;
+    else if (!whole && n > 0 && (dst = buf_reserve(&d->msg, n)) == NULL)
+        return fail(f, CLOSE_INTERNAL_ERROR, "out of memory");
+    frame_unmask(dst, src, n, d->fr.mask, d->got);
+    d->got += n;
+    if (data && !whole)
+        d->msg.len += n;
+    *used = pos + n;
+    /* §8.1: fail fast, at the first byte that cannot be UTF-8. */
+    if (data && d->msg_opcode == OP_TEXT && utf8_check(&d->utf8, dst, n) < 0)
+        return fail(f, CLOSE_BAD_DATA, "text is not valid UTF-8");
+    if (d->got < d->fr.len)
+        return PARSE_MORE;
+    if (!whole && !data)
+        return frame_done(d, d->ctl, f);
+    if (!whole && d->fr.len == 0)
+        return frame_done(d, src, f);           /* nothing to point into */
+    if (!whole)                                 /* its data ends d->msg */
+        return frame_done(d, d->msg.data + d->msg.len - d->fr.len, f);
+    enum parse r = frame_done(d, dst, f);
+    d->data = dst;              /* the message is where it arrived */
+    d->data_len = n;
+    return r;
+}
+
 /* Run WebSocket bytes p[0..len) through c's decoder and act on each
  * message and control frame. Returns how many bytes it used: all, but
  * for part of a frame header, or what waits while c is paused. */
@@ -3377,30 +3383,6 @@ static void print_urls(void)
              made ? "?token=" : "", made ? opt.token : "");
 }
 
-/* A socket for the -b address, or for every address: IPv6, which takes
- * IPv4 clients too (as ::ffff:a.b.c.d), or IPv4 where the system has no
- * IPv6. Sets *ai to the address to bind (freeaddrinfo() it). */
-static int open_socket(struct addrinfo **ai)
-{
-    struct addrinfo hints = { 0 };
-    char port[8];
-    int fd = -1;
-    snprintf(port, sizeof port, "%d", opt.port);
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-    hints.ai_socktype = SOCK_STREAM;
-    for (int family = opt.bind_addr ? AF_UNSPEC : AF_INET6; fd < 0; family = AF_INET) {
-        hints.ai_family = family;
-        if (getaddrinfo(opt.bind_addr, port, &hints, ai) != 0)
-            die(1, "-b %s: not an IPv4 or IPv6 address", opt.bind_addr);
-        fd = socket((*ai)->ai_family, SOCK_STREAM, 0);
-        if (fd < 0 && (family != AF_INET6 || opt.bind_addr != NULL))
-            die(1, "socket: %s", strerror(errno));
-        if (fd < 0)
-            freeaddrinfo(*ai);
-    }
-    return fd;
-}
-
 /* The address of sa as text in out, IPv4 seen through an IPv6 socket
  * (::ffff:a.b.c.d) as a.b.c.d; its port as text in port. */
 static void peer_of(const struct sockaddr_storage *sa, socklen_t len,
@@ -3480,25 +3462,6 @@ static void begin_shutdown(void)
         srv.max_fd--;
 }
 
-/* Wait in select() until a socket is ready or wake_ms (0: no timer), and
- * read the clock. Returns 0, or -1 if select() failed (a signal, say). */
-static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
-{
-    int64_t ms = wake_ms > srv.now_ms ? wake_ms - srv.now_ms : 0;
-    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000 * 1000000) };
-    *rfds = srv.read_fds;
-    *wfds = srv.write_fds;
-    /* pselect() is select() that lets SIGINT and SIGTERM in only while it
-     * waits: one that comes while we work waits for it, and ends it at
-     * once. (With select(), it could come just before the wait, and be
-     * seen only when a client next spoke.) */
-    int ready = pselect(srv.max_fd + 1, rfds, wfds, NULL, wake_ms ? &ts : NULL, &srv.wait_mask);
-    srv.now_ms = clock_ms();
-    if (ready < 0 && errno != EINTR)
-        log_line(NULL, "select: %s", strerror(errno));
-    return ready < 0 ? -1 : 0;
-}
-
 /* Everything main() does before the loop but listen: options, the www
  * folder, a seed for key_slot() that clients cannot guess, memory for
  * JSON strings, file descriptors, signals. */
@@ -3543,6 +3506,49 @@ static void start_up(int argc, char **argv)
  * socket is readable (a new client, a request, a frame) or writable (room
  * for our replies), or a timer is due; handles what is ready; and goes
  * round again. No client can stall another: every socket is non-blocking. */
+
+/* A socket for the -b address, or for every address: IPv6, which takes
+ * IPv4 clients too (as ::ffff:a.b.c.d), or IPv4 where the system has no
+ * IPv6. Sets *ai to the address to bind (freeaddrinfo() it). */
+static int open_socket(struct addrinfo **ai)
+{
+    struct addrinfo hints = { 0 };
+    char port[8];
+    int fd = -1;
+    snprintf(port, sizeof port, "%d", opt.port);
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_socktype = SOCK_STREAM;
+    for (int family = opt.bind_addr ? AF_UNSPEC : AF_INET6; fd < 0; family = AF_INET) {
+        hints.ai_family = family;
+        if (getaddrinfo(opt.bind_addr, port, &hints, ai) != 0)
+            die(1, "-b %s: not an IPv4 or IPv6 address", opt.bind_addr);
+        fd = socket((*ai)->ai_family, SOCK_STREAM, 0);
+        if (fd < 0 && (family != AF_INET6 || opt.bind_addr != NULL))
+            die(1, "socket: %s", strerror(errno));
+        if (fd < 0)
+            freeaddrinfo(*ai);
+    }
+    return fd;
+}
+
+/* Wait in select() until a socket is ready or wake_ms (0: no timer), and
+ * read the clock. Returns 0, or -1 if select() failed (a signal, say). */
+static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
+{
+    int64_t ms = wake_ms > srv.now_ms ? wake_ms - srv.now_ms : 0;
+    struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000 * 1000000) };
+    *rfds = srv.read_fds;
+    *wfds = srv.write_fds;
+    /* pselect() is select() that lets SIGINT and SIGTERM in only while it
+     * waits: one that comes while we work waits for it, and ends it at
+     * once. (With select(), it could come just before the wait, and be
+     * seen only when a client next spoke.) */
+    int ready = pselect(srv.max_fd + 1, rfds, wfds, NULL, wake_ms ? &ts : NULL, &srv.wait_mask);
+    srv.now_ms = clock_ms();
+    if (ready < 0 && errno != EINTR)
+        log_line(NULL, "select: %s", strerror(errno));
+    return ready < 0 ? -1 : 0;
+}
 
 /* Steps 1-3: a socket listening on the -b address (or every address)
  * and the -p port. Dies if it cannot listen. */

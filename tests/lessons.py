@@ -447,11 +447,90 @@ def test_tour():
     expect(not missing, "functions wspush.c lacks: %s" % ", ".join(missing))
 
 
+NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+           "eight": 8, "nine": 9, "ten": 10}
+
+
+def first_reading():
+    """wspush.c's sections as (number, first reading?, first line, last line),
+    its functions by the section they are in, and the helpers: functions of
+    other sections that the first reading's functions call."""
+    with open(os.path.join(ROOT, "wspush.c")) as f:
+        lines = f.read().split("\n")
+    starts = [(i, int(m.group(1)), "[first reading]" in line) for i, line in enumerate(lines)
+              for m in [re.match(r"/\* =+ (\d+)\. ", line)] if m]
+    sections = [(n, first, i, (starts[k + 1][0] if k + 1 < len(starts) else len(lines)))
+                for k, (i, n, first) in enumerate(starts)]
+
+    def section_of(line):
+        return [sec for sec in sections if sec[2] <= line < sec[3]][0]
+    defs = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"^(?:static )?[a-z][\w ]*?[ *]+(\w+)\([^;]*$", line)
+        if m:
+            defs[m.group(1)] = i
+    helpers = set()
+    for name, i in defs.items():
+        if not section_of(i)[1]:
+            continue
+        end = next(j for j in range(i, len(lines)) if lines[j].startswith("}"))
+        for called in re.findall(r"\b(\w+)\(", "\n".join(lines[i + 1:end])):
+            if called in defs and not section_of(defs[called])[1]:
+                helpers.add(called)
+    text = "\n".join(line for n, first, a, b in sections if first for line in lines[a:b])
+    return sections, len(lines), helpers, text
+
+
+def about(told, actual, what):
+    """A number the text gives as "about N" must be within 60 of the truth."""
+    n = int(told.replace(",", ""))
+    expect(abs(n - actual) <= 60, "%s says about %s; it is %d" % (what, told, actual))
+
+
+@case("first reading: README, TOUR.md and wspush.c give its true size; TOUR.md lists every "
+      "helper it calls; socket(), bind(), listen(), accept() and select() are in it")
+def test_first_reading():
+    sections, total, helpers, text = first_reading()
+    first = [sec for sec in sections if sec[1]]
+    first_lines = sum(b - a for _, _, a, b in first)
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    with open(os.path.join(ROOT, "TOUR.md")) as f:
+        tour = f.read()
+    with open(os.path.join(ROOT, "wspush.c")) as f:
+        head = f.read(3000)
+    told = [("README.md", re.search(r"`wspush.c` is about ([\d,]+) lines in (\d+) numbered "
+                                    r"sections. (\w+) are marked\s+\[first reading\] \(about "
+                                    r"([\d,]+) lines", readme)),
+            ("TOUR.md", re.search(r"wspush.c is one file of about ([\d,]+) lines in (\d+) "
+                                  r"numbered sections. (\w+) of\s+them are marked \*\*\[first "
+                                  r"reading\]\*\*: together about ([\d,]+) lines", tour)),
+            ("wspush.c", re.search(r"Reading it: about ([\d,]+) lines. The ()(\w+) sections "
+                                   r"marked \[first reading\],\s+\* about ([\d,]+) lines", head))]
+    for where, m in told:
+        expect(m, "%s no longer says how long wspush.c and its first reading are" % where)
+        about(m.group(1), total, where + " (all of wspush.c)")
+        expect(m.group(2) in ("", str(len(sections))), "%s: %s sections, not %d"
+               % (where, m.group(2), len(sections)))
+        expect(NUMBERS.get(m.group(3).lower()) == len(first), "%s: %s first-reading sections, "
+               "not %d" % (where, m.group(3), len(first)))
+        about(m.group(4), first_lines, where + " (the first reading)")
+    m = re.search(r"## The first reading \(about ([\d,]+) lines", tour)
+    expect(m, "TOUR.md: no heading for the first reading")
+    about(m.group(1), first_lines, "TOUR.md's heading")
+    listed = tour.split("## Helpers the first reading meets")[1].split("\n## ")[0]
+    missing = sorted(h for h in helpers if "`%s()`" % h not in listed)
+    expect(not missing, "TOUR.md does not list these helpers of the first reading: %s"
+           % ", ".join(missing))
+    for call in ("socket(", "bind(", "listen(", "accept(", "select("):
+        expect(call in text, "%s is not in the first reading" % call)
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
               test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
-              test_carried_over, test_tour):
+              test_carried_over, test_tour, test_first_reading):
         if not only or t.__name__ in only:
             t()
     finish()
