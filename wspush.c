@@ -3145,6 +3145,34 @@ static void timers(void)
 #define WWW_INSTALLED "/usr/local/share/wspush/www"
 #endif
 
+/* The limits no flag changes, for --help (README lists them too). */
+static void usage_fixed(FILE *out)
+{
+    fprintf(out,
+"Fixed: %d open WebSockets (more -> 503), and %d more sockets for\n"
+"handshakes (past them, the oldest handshake is dropped); request heads of\n"
+"%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
+"names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
+"%d of this machine's addresses shown for students;\n"
+"a seat answers to its last %d keys and keeps %d pushes not yet seen\n"
+"(and -s bytes of them), with \"ref\"s of %d bytes;\n"
+"%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
+"... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
+"-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
+"per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
+"dropped), a role table once in %d s; reads of %d bytes, %d accepts a\n"
+"wake-up; logs show %d bytes of a message and %d roles, -v %d bytes of a\n"
+"frame; a key table of %d slots.\n",
+            MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
+            MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
+            MAX_ADDRESSES,
+            SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
+            MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
+            CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
+            LOG_TABLE_S, READ_CHUNK, ACCEPT_BATCH, LOG_MESSAGE_MAX,
+            LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -3180,34 +3208,14 @@ static void usage(FILE *out)
 "  -q         quiet: no lines for each message or connection, no role\n"
 "             tables; refusals, warnings and errors only\n"
 "  -v         trace every step of the protocol\n"
-"  -h, --help this help; --version, the version\n"
-"Fixed: %d open WebSockets (more -> 503), and %d more sockets for\n"
-"handshakes (past them, the oldest handshake is dropped); request heads of\n"
-"%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
-"names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
-"%d of this machine's addresses shown for students;\n"
-"a seat answers to its last %d keys and keeps %d pushes not yet seen\n"
-"(and -s bytes of them), with \"ref\"s of %d bytes;\n"
-"%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
-"... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
-"-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
-"per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
-"dropped), a role table once in %d s; reads of %d bytes, %d accepts a\n"
-"wake-up; logs show %d bytes of a message and %d roles, -v %d bytes of a\n"
-"frame; a key table of %d slots.\n",
+"  -h, --help this help; --version, the version\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
             DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, DEFAULT_GRACE_S, MIN_TOKEN_CHARS,
-            MAX_ORIGINS,
-            MAX_PROXIES, MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
-            MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
-            MAX_ADDRESSES,
-            SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
-            MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
-            CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
-            LOG_TABLE_S, READ_CHUNK, ACCEPT_BATCH, LOG_MESSAGE_MAX,
-            LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
+            MAX_ORIGINS, MAX_PROXIES);
+    usage_fixed(out);
 }
+
 
 /* Print "wspush: " and a message on stderr, and exit with status: 2 for
  * a bad command line (with the usage), 1 for a start-up problem. */

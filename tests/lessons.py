@@ -526,11 +526,25 @@ def test_first_reading():
         expect(call in text, "%s is not in the first reading" % call)
 
 
+@case("wspush.c: no function is over 60 lines")
+def test_function_length():
+    with open(os.path.join(ROOT, "wspush.c")) as f:
+        lines = f.read().split("\n")
+    long = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(?:static )?[a-z][\w ]*?[ *]+(\w+)\([^;]*$", line)
+        if m:
+            end = next(j for j in range(i, len(lines)) if lines[j].startswith("}"))
+            if end - i + 1 > 60:
+                long.append("%s (%d lines)" % (m.group(1), end - i + 1))
+    expect(not long, "over 60 lines: %s" % ", ".join(long))
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
               test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
-              test_carried_over, test_tour, test_first_reading):
+              test_carried_over, test_tour, test_first_reading, test_function_length):
         if not only or t.__name__ in only:
             t()
     finish()
