@@ -11,7 +11,10 @@
 # generator on CPU 1. The article's server comes from $WSPUSH_SEED
 # (default ../shared/seed), with its npm package installed into a
 # temporary folder; without Node or the file, its column says why it is
-# empty. Results: bench/out/raw.txt, and the table in bench/out/results.md.
+# empty. With UWS=PATH, a server built from bench/uws-tutorial.cpp (the
+# tutorial's requests on uWebSockets; see that file) runs too, and a
+# second table compares it. Results: bench/out/raw.txt, and the tables in
+# bench/out/results.md.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=bench/out
@@ -110,12 +113,15 @@ start() {
             $ON_SERVER "$OUT/wspush" -q -c 0 -b 127.0.0.1 -p 0 $mode > "$log" 2>&1 & ;;
     node)   PORT=$(free_port)
             (cd "$NODE_DIR" && PORT=$PORT QUIET=1 exec $ON_SERVER node server.js) > "$log" 2>&1 & ;;
+    uws)    PORT=$(free_port)
+            case $2 in raw*) mode=raw;; *) mode=;; esac
+            $ON_SERVER "$UWS" "$PORT" $mode > "$log" 2>&1 & ;;
     floor)  if [ "$2" = push ]; then $ON_SERVER "$OUT/floor" -r 0 > "$log" 2>&1 &
             else $ON_SERVER "$OUT/floor" 0 > "$log" 2>&1 &
             fi ;;
     esac
     PID=$!
-    if [ "$1" != node ]; then
+    if [ "$1" != node ] && [ "$1" != uws ]; then
         PORT=$(port_from_log "$log") || { say "$1 did not start: $(tail -n 3 "$log")"; return 1; }
     fi
     wait_port "$PORT" || { say "$1 did not start: $(tail -n 3 "$log")"; return 1; }
@@ -141,6 +147,7 @@ else
                "class40|class -c 40 -w 200 -s 64 -t 10" "class30|class -c 30 -w 1000 -s 64 -t 10"
                "raw64|tput -c 50 -w 8 -s 64 -t 5 -r")
     TARGETS="wspush node floor"
+    [ -n "${UWS:-}" ] && TARGETS="wspush node uws floor"
 fi
 
 RAW=$OUT/raw.txt
@@ -163,8 +170,10 @@ for w in "${WORKLOADS[@]}"; do
             floor_flag=""
             these=$args
             [ "$target" = floor ] && floor_flag=-f
-            # The floor echoes raw anyway: -r is for wspush -e only.
+            # The floor echoes raw anyway: -r is for wspush -e and uws only.
             [ "$target" = floor ] && these=${args% -r}
+            # The uWebSockets server lists no roles: conns asks for them.
+            [ "$target" = uws ] && [ "$name" = conns ] && continue
             # shellcheck disable=SC2086
             line=$($ON_CLIENT "$OUT/wsbench" $these -p "$PORT" -x "$PID" -l "$target" $floor_flag 2> "$OUT/client.err")
             rc=$?
@@ -248,6 +257,23 @@ MD=$OUT/results.md
     a=$(median raw64 wspush server_cpu_ns)
     c=$(median raw64 floor server_cpu_ns)
     say "| raw64 | ... server CPU per message, ns | ${a:--} | - | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
+    if [ -n "${UWS:-}" ]; then
+        say ""
+        say "| workload | metric | wspush | uWebSockets | wspush / uWebSockets |"
+        say "|---|---|---:|---:|---:|"
+        versus() {   # workload field label
+            a=$(median "$1" wspush "$2")
+            b=$(median "$1" uws "$2")
+            say "| $1 | $3 | ${a:--} | ${b:--} | $(ratio "$a" "$b") |"
+        }
+        versus rtt p50_us "round trip p50, µs"
+        for w in tput64 tput60k push churn raw64; do
+            versus $w rate "per second"
+            versus $w server_cpu_ns "server CPU per operation, ns"
+        done
+        versus class40 server_cpu_ms_per_s "server CPU, ms per second"
+        versus class30 server_cpu_ms_per_s "server CPU, ms per second"
+    fi
     say ""
     say "Medians of $RUNS runs; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $(date -u +%Y-%m-%d)."
     [ -n "$NODE_WHY" ] && say "The article's server was not run: $NODE_WHY."
