@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!inside(r.field[i], p, scratch_n, size) || !inside(r.raw[i], p, p, size))
             abort();
     struct span t = r.raw[F_TOKEN];
-    text_escape(line, p, size, t.p ? (size_t)(t.p - p) : size, t.p ? (size_t)(t.p - p) + t.len : size);
+    size_t from = t.p ? (size_t)(t.p - p) : size;
+    text_escape(line, p, size, LOG_MESSAGE_MAX, from, t.p ? from + t.len : size);
     if (strlen(line) >= sizeof line)
         abort();
     if (res == PARSE_DONE) {
