@@ -22,26 +22,12 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { spawn, execFileSync } = require('child_process');
-const { ROOT, OUT, test, expect, startServer, seedDir, finish, skipped, report } = require('./harness');
+const { ROOT, OUT, test, expect, startServer, seedDir, finish, skipped, report, CHROMIUM,
+        CHROMIUM_FLAGS: FLAGS, needChromium } = require('./harness');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = path.join(OUT, 'screenshots');
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync'];
 const WAIT = { timeout: 10000 };
-
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  skipped('browser', 'playwright-core is not installed: cd tests && npm ci');
-  process.exit(process.env.CI ? 1 : 0);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  skipped('browser', `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
-  process.exit(process.env.CI ? 1 : 0);
-}
+const chromium = needChromium('browser');
 
 // A page that records its console errors and uncaught exceptions, and
 // how many lines it logged.

@@ -81,4 +81,27 @@ function finish() {
   process.exitCode = failures ? 1 : 0;
 }
 
-module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, seedDir, finish };
+// Headless Chromium, launched by every browser test with these flags.
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
+  '--no-first-run', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync'];
+
+// playwright-core's chromium; if it or Chromium is missing, what says
+// SKIPPED and the test ends (failing under CI, which must have both).
+function needChromium(what) {
+  let chromium = null;
+  try {
+    ({ chromium } = require('playwright-core'));
+  } catch (e) {
+    skipped(what, 'playwright-core is not installed: cd tests && npm ci');
+  }
+  if (chromium && !fs.existsSync(CHROMIUM))
+    skipped(what, `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium)`);
+  if (!chromium || !fs.existsSync(CHROMIUM))
+    process.exit(process.env.CI ? 1 : 0);
+  return chromium;
+}
+
+module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, seedDir, finish,
+                   CHROMIUM, CHROMIUM_FLAGS, needChromium };

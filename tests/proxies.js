@@ -5,19 +5,17 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { test, expect, finish } = require('./harness');
+const { test, expect, finish, CHROMIUM, CHROMIUM_FLAGS } = require('./harness');
 const { chromium } = require('playwright-core');
 
 const [base, token, name] = process.argv.slice(2);
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--ignore-certificate-errors'];
+const FLAGS = CHROMIUM_FLAGS.concat(['--ignore-certificate-errors']);
 const WAIT = { timeout: 10000 };
 
 (async () => {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wspush-proxy-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,
+    executablePath: CHROMIUM, headless: true,
     args: FLAGS, ignoreHTTPSErrors: true });
   try {
     await test(`proxy ${name}: Chromium loads both pages over https; the push reaches the user`, async () => {

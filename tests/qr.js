@@ -10,26 +10,14 @@ const fs = require('fs');
 const os = require('os');
 const path = require('path');
 const { execFileSync } = require('child_process');
-const { OUT, test, expect, startServer, finish, skipped } = require('./harness');
+const { OUT, test, expect, startServer, finish, skipped, CHROMIUM,
+        CHROMIUM_FLAGS: FLAGS, needChromium } = require('./harness');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync'];
 const WAIT = { timeout: 10000 };
-
-let chromium;
-try {
-  ({ chromium } = require('playwright-core'));
-} catch (e) {
-  skipped('QR code in Chromium', 'playwright-core is not installed: cd tests && npm ci');
+const chromium = needChromium('QR code in Chromium');
+if (!fs.existsSync('/usr/bin/zbarimg')) {
+  skipped('QR code in Chromium', 'no /usr/bin/zbarimg (apt-get install zbar-tools)');
   process.exit(process.env.CI ? 1 : 0);
-}
-for (const [tool, pkg] of [[CHROMIUM, 'chromium'], ['/usr/bin/zbarimg', 'zbar-tools']]) {
-  if (!fs.existsSync(tool)) {
-    skipped('QR code in Chromium', `no ${tool} (apt-get install ${pkg})`);
-    process.exit(process.env.CI ? 1 : 0);
-  }
 }
 
 // What zbarimg reads in a screenshot of the canvas.

@@ -22,24 +22,16 @@ const fs = require('fs');
 const net = require('net');
 const os = require('os');
 const path = require('path');
-const { OUT, test, expect, startServer, finish, skipped } = require('./harness');
+const { OUT, test, expect, startServer, finish, skipped, CHROMIUM,
+        CHROMIUM_FLAGS: FLAGS, needChromium } = require('./harness');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync'];
 const WAIT = { timeout: 15000 };
-
-let chromium, WebSocket;
+const chromium = needChromium('seats in Chromium');
+let WebSocket;
 try {
-  ({ chromium } = require('playwright-core'));
   WebSocket = require('ws');
 } catch (e) {
-  skipped('seats in Chromium', 'playwright-core and ws are not installed: cd tests && npm ci');
-  process.exit(process.env.CI ? 1 : 0);
-}
-if (!fs.existsSync(CHROMIUM)) {
-  skipped('seats in Chromium', `no Chromium at ${CHROMIUM} (apt-get install chromium)`);
+  skipped('seats in Chromium', 'the npm package ws is not installed: cd tests && npm ci');
   process.exit(process.env.CI ? 1 : 0);
 }
 
