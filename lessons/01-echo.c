@@ -18,7 +18,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -44,7 +43,6 @@ static int write_all(int fd, const char *p, size_t n)
 int main(int argc, char **argv)
 {
     long port = argc > 1 ? strtol(argv[1], NULL, 10) : 8080;
-    struct sockaddr_in addr;
     char buf[4096];
     int on = 1;
     if (port < 1 || port > 65535) {
@@ -58,10 +56,8 @@ int main(int argc, char **argv)
         die("socket");
     setsockopt(sockfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  /* restart at once */
     /* 2. bind(): bind sockfd with an address (any of this machine's) and a port. */
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons((unsigned short)port);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+                                .sin_port = htons((unsigned short)port) };  /* the rest: 0 */
     if (bind(sockfd, (struct sockaddr *)&addr, sizeof addr) < 0)
         die("bind");
     /* 3. listen(): listen for connection attempts; 16 may wait in line. */

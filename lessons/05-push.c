@@ -531,16 +531,13 @@ static void serve_client(struct client *c)
 
 static int listen_on(long port)
 {
-    struct sockaddr_in addr;
     int on = 1;
     int sockfd = socket(AF_INET, SOCK_STREAM, 0);               /* 1. socket() */
     if (sockfd < 0)
         die("socket");
     setsockopt(sockfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_ANY);
-    addr.sin_port = htons((unsigned short)port);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY),
+                                .sin_port = htons((unsigned short)port) };  /* the rest: 0 */
     if (bind(sockfd, (struct sockaddr *)&addr, sizeof addr) < 0)  /* 2. bind() */
         die("bind");
     if (listen(sockfd, 16) < 0)                                  /* 3. listen() */

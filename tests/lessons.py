@@ -19,7 +19,7 @@ from wsclient import (OUT, ROOT, Client, accept_for, case, expect, finish, mask_
                       report, upgrade_request, TIMEOUT)
 import scenario
 
-LESSONS = [("01-echo", 85), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
+LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
            ("05-push", 600), ("06-nonblocking", 700)]
 BIN = os.path.join(OUT, "lessons")
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
