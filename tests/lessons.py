@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""tests/lessons.py -- the five lessons: each builds with the one command its
+"""tests/lessons.py -- the six lessons: each builds with the one command its
 header gives and with -std=c99 -Wall -Wextra -Werror, keeps to its line
 budget, does what it says, and stays memory-safe (AddressSanitizer) under
-hostile input. Also: every wspush.c function TOUR.md names exists."""
+hostile input. Also: every wspush.c function TOUR.md names exists, the
+first reading's size as README and TOUR.md give it, and every limit of
+wspush.c's section 1 in README's table and in "wspush -h"."""
 import difflib
 import json
 import os
@@ -540,11 +542,59 @@ def test_function_length():
     expect(not long, "over 60 lines: %s" % ", ".join(long))
 
 
+@case("limits: every constant of wspush.c's section 1 is in README's table, and wspush -h "
+      "prints its value")
+def test_limits_documented():
+    """Each constant is given a value of its own (7001, 7002 ...) in a copy
+    of wspush.c, and the copy's -h must print every one of them: a limit
+    left out of --help, or printed from another constant, shows."""
+    with open(os.path.join(ROOT, "wspush.c")) as f:
+        code = f.read()
+    section = code.split("1. Limits and options")[1].split("#if ")[0]
+    names = re.findall(r"^#define (\w+) +([^/\n]*?)\s*(?:/\*|$)", section, re.M)
+    expect(len(names) >= 30, "section 1 has only %d constants" % len(names))
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    table = readme.split("## Options and limits")[1].split("\n`select()`")[0]
+    derived = {n for n, v in names if re.search(r"[A-Z]", v)}  # LOOKUP_SLOTS, from LOOKUP_BITS
+    missing = [n for n, _ in names if n not in derived and "`%s`" % n not in table]
+    expect(not missing, "README's limits table lacks %s" % ", ".join(missing))
+    copy, wanted = code.replace("#error", "#warning"), {}
+    for i, (n, v) in enumerate(names):
+        value = 12 if n == "LOOKUP_BITS" else 7001 + i
+        if n not in derived:
+            copy = re.sub(r"^#define %s +[^/\n]*?(\s*(?:/\*|$))" % n,
+                          lambda m: "#define %s %d%s" % (n, value, m.group(1)), copy, 1, re.M)
+        wanted[n] = 4096 if n == "LOOKUP_SLOTS" else value
+    wanted.pop("LOOKUP_BITS")               # -h gives the slots it makes
+    os.makedirs(OUT, exist_ok=True)
+    src, exe = os.path.join(OUT, "limits-copy.c"), os.path.join(OUT, "limits-copy")
+    with open(src, "w") as f:
+        f.write(copy)
+    done = subprocess.run(["cc", "-w", "-I", ROOT, "-o", exe, src, os.path.join(ROOT, "sha1.c")],
+                          capture_output=True, text=True)
+    expect(done.returncode == 0, "the copy does not build: %s" % done.stderr[-400:])
+    if done.returncode == 0:
+        shown = subprocess.run([exe, "-h"], capture_output=True, text=True, timeout=10).stdout
+        left = [n for n, v in wanted.items() if not re.search(r"\b%d\b" % v, shown)]
+        expect(not left, "wspush -h does not print %s" % ", ".join(left))
+        # The synopsis: the same flags in -h, README and the man page.
+        flags = set(re.findall(r"\[(-\w)", shown.split("\nA WebSocket")[0]))
+        with open(os.path.join(ROOT, "wspush.1")) as f:
+            man = {"-" + letter for word, arg in re.findall(r"^\.Op Fl (\w+)( Ar)?", f.read(), re.M)
+                   for letter in (word if arg == "" else word[0])}
+        synopsis = set(re.findall(r"\[(-\w)", table.split("| Flag |")[0]))
+        expect(len(flags) >= 15 and synopsis == flags == man,
+               "synopses differ: -h %s, README %s, wspush.1 %s"
+               % ("".join(sorted(flags)), "".join(sorted(synopsis)), "".join(sorted(man))))
+
+
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
               test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
-              test_carried_over, test_tour, test_first_reading, test_function_length):
+              test_carried_over, test_tour, test_first_reading, test_function_length,
+              test_limits_documented):
         if not only or t.__name__ in only:
             t()
     finish()
