@@ -115,6 +115,7 @@ function drawJoin() {
   link.textContent = url || '';
   link.href = url || '#';
   canvas.hidden = !url;
+  document.getElementById('join-big').hidden = !url;     // nothing to show big
   const room = Math.min(innerWidth - 40, innerHeight - 180);    // under the link and buttons
   if (url) qr.draw(canvas, url, big ? Math.max(room, 240) : 240);
 }
