@@ -128,9 +128,11 @@ run "mutants self-test" 60 python3 tests/mutate.py --self-test
 full() {
     echo "== interop with independent clients"
     # The npm peers install themselves from the lock file when npm is here.
-    if have npm && [ ! -d tests/node_modules/playwright-core ]; then
+    if have npm && { [ ! -d tests/node_modules/playwright-core ] ||
+                     [ ! -d tests/node_modules/puppeteer-core ]; }; then
         echo "installing the npm peers: (cd tests && npm ci)"
-        (cd tests && npm ci --no-audit --no-fund > ../"$OUT/npm-ci.out" 2>&1) || tail -n 5 "$OUT/npm-ci.out"
+        (cd tests && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund > ../"$OUT/npm-ci.out" 2>&1) ||
+            tail -n 5 "$OUT/npm-ci.out"
     fi
     NODE_OK=""
     if have node; then
@@ -166,6 +168,16 @@ full() {
         have zbarimg || missing zbar-tools
         run "QR code in Chromium" 120 node tests/qr.js
         echo "screenshots: $OUT/screenshots"
+    fi
+
+    echo "== the pages in a second engine: Firefox ESR"
+    if [ -z "$NODE_OK" ] || [ ! -d tests/node_modules/puppeteer-core ]; then
+        skip "pages in Firefox: needs node and 'cd tests && npm ci' (puppeteer-core)"
+    elif [ ! -x "${FIREFOX:-/usr/bin/firefox-esr}" ]; then
+        missing firefox-esr
+        skip "pages in Firefox: no Firefox at ${FIREFOX:-/usr/bin/firefox-esr} (apt-get install firefox-esr)"
+    else
+        run "pages in Firefox" 120 node tests/firefox.js
     fi
 
     echo "== wss:// through nginx and Apache (contrib/), with a throwaway certificate"
@@ -281,7 +293,8 @@ if [ "$skipped" -gt 0 ]; then
             sed 's/apt-get install //' | tr ' ' '\n')
     packages=$(printf '%s\n' $MISSING $named | grep -v '^$' | sort -u | tr '\n' ' ')
     npm=""
-    [ -d tests/node_modules/playwright-core ] || npm=" && (cd tests && npm ci)"
+    [ -d tests/node_modules/playwright-core ] && [ -d tests/node_modules/puppeteer-core ] ||
+        npm=" && (cd tests && npm ci)"
     echo "!! $skipped part(s) SKIPPED on this machine (see above); not counted as passed."
     echo "!! To install what the tests need: sudo .ci/run (Debian), or"
     if [ -n "$packages" ]; then
