@@ -146,12 +146,16 @@ async function dropped(context, run) {
   const user = await context.newPage();
   const rowsSeen = [];
   let step = 'start';
-  const watch = setInterval(async () => {
-    try {
-      const n = (await userRows(console_)).length;
-      if (rowsSeen.length === 0 || rowsSeen[rowsSeen.length - 1].n !== n) rowsSeen.push({ n, step });
-    } catch (e) { /* closing */ }
-  }, 50);
+  let watching = true;          // one sample at a time, so that none overtakes another
+  const watch = (async () => {
+    while (watching) {
+      try {
+        const n = (await userRows(console_)).length;
+        if (rowsSeen.length === 0 || rowsSeen[rowsSeen.length - 1].n !== n) rowsSeen.push({ n, step });
+      } catch (e) { /* closing */ }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
   try {
     await console_.goto(`http://127.0.0.1:${srv.port}/admin.html`);
     await user.goto(`http://127.0.0.1:${relay.port}/user.html`);
@@ -220,7 +224,8 @@ async function dropped(context, run) {
     expect(since.length === 1, 'rows (count, at step): ' + JSON.stringify(since));
     if (run === 1) await console_.screenshot({ path: path.join(OUT, 'screenshots', 'admin-seats.png') });
   } finally {
-    clearInterval(watch);
+    watching = false;
+    await watch;
     admin.ws.close();
     await user.close();
     await console_.close();
