@@ -145,6 +145,11 @@ async function dropped(context, run) {
   const console_ = await context.newPage();
   const user = await context.newPage();
   const rowsSeen = [];
+  const lists = [];             // each list the console got: its users' numbers, for a failure
+  console_.on('websocket', (ws) => ws.on('framereceived', (f) => {
+    const obj = /^\{"resp":"users"/.test(f.payload) ? JSON.parse(f.payload) : null;
+    if (obj) lists.push(obj.content.filter((u) => u.role === 'user').map((u) => u.number));
+  }));
   let step = 'start';
   let watching = true;          // one sample at a time, so that none overtakes another
   const watch = (async () => {
@@ -221,7 +226,8 @@ async function dropped(context, run) {
     const got = await pushesShown(user);
     expect(JSON.stringify(got) === JSON.stringify(want), 'shown: ' + JSON.stringify(got));
     const since = rowsSeen.slice(rowsSeen.findIndex((r) => r.n === 1));  // from its first row
-    expect(since.length === 1, 'rows (count, at step): ' + JSON.stringify(since));
+    expect(since.length === 1, 'rows (count, at step): ' + JSON.stringify(since)
+           + '; the lists it got: ' + JSON.stringify(lists));
     if (run === 1) await console_.screenshot({ path: path.join(OUT, 'screenshots', 'admin-seats.png') });
   } finally {
     watching = false;
