@@ -1713,14 +1713,12 @@ static void cmd_get_connections(struct conn *c, const struct request *r)
     }
 }
 
-/* Only admins push, and a push needs its text (its "ref", if any, is
- * short). Returns 1 if c may send r, else answers why and returns 0. */
+/* A push needs its text, and its "ref", if any, is short. Returns 1 if
+ * r may be sent, else answers c why and returns 0. */
 static int may_push(struct conn *c, const struct request *r)
 {
     const char *why = NULL;
-    if (c->role != ROLE_ADMIN)
-        why = "only an admin may push; send \"get connections\" first";
-    else if (r->field[F_TEXT].p == NULL)
+    if (r->field[F_TEXT].p == NULL)
         why = "a push needs a \"text\" string";
     else if (r->field[F_REF].len > MAX_REF_LEN)
         why = "a \"ref\" is at most 16 bytes";
@@ -1763,21 +1761,23 @@ static void cmd_push_a_user(struct conn *c, const struct request *r)
     }
 }
 
-/* The requests: the value of "req", and the function that answers. */
+/* The requests: the value of "req", the function that answers, and
+ * whether only an admin may send it. */
 static const struct command {
     const char *req;
     void (*run)(struct conn *c, const struct request *r);
+    int admin_only;
 } commands[] = {
-    { "get connections", cmd_get_connections },
-    { "push a user",     cmd_push_a_user },
-    { "push all",        cmd_push_all },            /* wspush's own, */
-    { "get my key",      cmd_get_my_key },          /* section 15    */
-    { "set name",        cmd_set_name },
-    { "watch users",     cmd_watch_users },
-    { "kick",            cmd_kick },
-    { "seat",            cmd_seat },
-    { "seen",            cmd_seen },
-    { "get addresses",   cmd_get_addresses },
+    { "get connections", cmd_get_connections, 0 },
+    { "push a user",     cmd_push_a_user,     1 },
+    { "push all",        cmd_push_all,        1 },      /* wspush's own, */
+    { "get my key",      cmd_get_my_key,      0 },      /* section 15    */
+    { "set name",        cmd_set_name,        0 },
+    { "watch users",     cmd_watch_users,     1 },
+    { "kick",            cmd_kick,            1 },
+    { "seat",            cmd_seat,            0 },
+    { "seen",            cmd_seen,            0 },
+    { "get addresses",   cmd_get_addresses,   1 },
 };  /* any other "req" is echoed: {"resp":REQ,"content":text} */
 
 /* Handle one text message: a JSON request, or anything in -e mode. */
@@ -1801,10 +1801,16 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
         return;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (span_is(r.field[F_REQ], commands[i].req)) {
+        if (!span_is(r.field[F_REQ], commands[i].req))
+            continue;
+        if (commands[i].admin_only && c->role != ROLE_ADMIN) {
+            snprintf(why, sizeof why, "only an admin may %s; send \"get connections\" first",
+                     commands[i].req);
+            reply_error(c, why);
+        } else {
             commands[i].run(c, &r);
-            return;
         }
+        return;
     }
     reply_json(c, r.field[F_REQ], r.field[F_TEXT]);     /* the echo */
 }
@@ -2124,10 +2130,6 @@ static void cmd_get_addresses(struct conn *c, const struct request *r)
     int n = user_urls(urls), bad = 0;
     struct buf *b = &srv.reply;
     (void)r;
-    if (c->role != ROLE_ADMIN) {
-        reply_error(c, "only an admin may ask; send \"get connections\" first");
-        return;
-    }
     b->len = 0;
     bad = buf_puts(b, "{\"resp\":\"addresses\",\"content\":[") < 0;
     for (int i = 0; i < n && !bad; i++)
@@ -2179,10 +2181,6 @@ static void cmd_set_name(struct conn *c, const struct request *r)
 static void cmd_watch_users(struct conn *c, const struct request *r)
 {
     (void)r;
-    if (c->role != ROLE_ADMIN) {
-        reply_error(c, "only an admin may watch; send \"get connections\" first");
-        return;
-    }
     c->watching = c->list_due = 1;
     FD_SET(c->fd, &srv.write_fds);
 }
@@ -2192,10 +2190,6 @@ static void cmd_watch_users(struct conn *c, const struct request *r)
 static void cmd_kick(struct conn *c, const struct request *r)
 {
     struct seat *user = seat_by_key(r->field[F_USERKEY]);
-    if (c->role != ROLE_ADMIN) {
-        reply_error(c, "only an admin may kick; send \"get connections\" first");
-        return;
-    }
     if (user == NULL) {
         reply_error(c, "no such user: it has gone");
         return;

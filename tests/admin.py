@@ -62,6 +62,8 @@ def test_token():
         expect(refused(c.recv_json(), "only an admin may kick"), "a user kicked")
         c.send_json({"req": "watch users"})
         expect(refused(c.recv_json(), "only an admin may watch"), "a user watched")
+        c.send_json({"req": "get addresses"})
+        expect(refused(c.recv_json(), "only an admin may get addresses"), "a user got addresses")
         expect(user.quiet_for(0.3), "the user received something from a non-admin")
         time.sleep(1.1)                     # the first wrong token's wait
         for attempt in ({"token": TOKEN.upper()}, {"token": TOKEN[:-1]},
