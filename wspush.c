@@ -78,6 +78,8 @@
 #define SEAT_KEYS            4          /* keys a seat answers to, newest 1st */
 #define MAX_SEAT_PUSHES      64         /* pushes a seat keeps until seen     */
 #define MAX_REF_LEN          16         /* bytes of a push's "ref"            */
+#define DROPS_KEPT           20         /* a seat's drops counted ...         */
+#define DROPS_WINDOW_S       600        /* ... in the last 10 minutes         */
 #define DEFAULT_HANDSHAKE_TIMEOUT_S 10  /* -T: slow handshakes are dropped    */
 #define DEFAULT_PING_INTERVAL_S     20  /* -i: ping a client silent so long   */
 #define DEFAULT_PONG_TIMEOUT_S      10  /* -k: drop it if still silent        */
@@ -89,6 +91,8 @@
 #define LOG_BUFFER           (256 << 10)/* log bytes waiting for stdout       */
 #define LOG_TABLE_S          1          /* a role table at most this often    */
 #define READ_CHUNK           (256 << 10)/* bytes asked of each read()         */
+#define MAX_FRAMES_PER_PASS  16         /* one client's frames per wake-up    */
+#define PREFIXES_S           10         /* this machine's prefixes reread     */
 #define ACCEPT_BATCH         64         /* accept() calls per wake-up         */
 #define LOG_MESSAGE_MAX      200        /* bytes of a message that are logged */
 #define LOG_TABLE_MAX        50         /* roles printed in a logged table    */
@@ -458,6 +462,7 @@ struct conn {
     int64_t list_ms;            /* a watcher's last list went then      */
     int dirty;                  /* out grew: write it this pass         */
     int paused;                 /* not read until out drains            */
+    int backlog;                /* in holds frames for the next pass    */
     int watching;               /* sent "watch users"                   */
     int list_due;               /* is owed a fresh user list            */
     int close_seen;             /* the peer's close has come (or junk)  */
@@ -481,23 +486,23 @@ struct push {                   /* a push to a seat, not yet seen       */
     struct buf json;            /* the message, as it is sent           */
 };
 
-#define SECRET_LEN (5 + 32)     /* "seat-" and 128 bits in hex */
+#define SECRET_LEN (5 + 4 + 32) /* "seat-", its slot, 128 bits in hex */
 
 struct seat {
     unsigned long number;       /* #1, #2 ... in arrival order; 0: free */
     char name[MAX_NAME_CHARS * 4 + 1];  /* display name, UTF-8          */
     char keys[SEAT_KEYS][KEY_TEXT_LEN + 1]; /* [0] its connection's; older ones after */
     char addr[ADDR_LEN];        /* its latest peer address              */
+    unsigned char host[16];     /* ... as addr_host() counts it         */
     time_t since;               /* when it first came                   */
     struct conn *conn;          /* its connection, or NULL while away   */
     int64_t away_ms;            /* since then                           */
+    const char *away_why;       /* "closed" by its page, or "lost"      */
+    int64_t drops_ms[DROPS_KEPT];       /* its connection's last drops  */
     char secret[SECRET_LEN + 1];/* "" until its page asks for a seat    */
-    int64_t show_ms;            /* on watchers' lists from then, or once */
-    int shown;                  /* ... its connection has said something */
     int kicked;                 /* closed by the teacher: gone for good */
-    struct push *pushes;        /* MAX_SEAT_PUSHES of them, oldest first */
-    int n_pushes;
-    int fed;                    /* the first so many are in conn's queue */
+    struct push *pushes;        /* MAX_SEAT_PUSHES of them, oldest first, */
+    int n_pushes;               /* ... while it holds any               */
     size_t push_bytes;          /* the bytes they hold: at most -s      */
 };
 
@@ -506,10 +511,15 @@ struct penalty {                /* wrong admin tokens from an address   */
     int failures;               /* 0: the slot is free                  */
     int64_t until_ms;           /* its admin attempts wait till then    */
 };
+struct holding {                /* what one address holds (section 16)  */
+    unsigned char host[16];     /* as addr_host() counts it: first      */
+    int seats, away;            /* seats, here or away; those away      */
+    size_t bytes, away_bytes;   /* buffers and pushes; those of seats away */
+};
 struct burst {                  /* refusals of one address, one reason  */
-    char addr[ADDR_LEN];
+    char addr[ADDR_LEN + 4];    /* as addr_unit() writes it             */
     const char *why;            /* NULL: the slot is free               */
-    int status;
+    int status;                 /* HTTP status, or 0: admin refused     */
     int64_t until_ms;           /* the burst's line comes then          */
     unsigned long more;         /* refused since the last line          */
 };
@@ -535,6 +545,10 @@ static struct server {
     unsigned char *scratch;             /* decoded JSON strings         */
     struct buf reply;                   /* a reply before it is queued  */
     struct penalty penalties[PENALTY_SLOTS];
+    struct holding holdings[MAX_CLIENTS + FD_SETSIZE];  /* holder_of_most() */
+    unsigned char nets[MAX_ADDRESSES][2][16];   /* our IPv6 prefixes:    */
+    int n_nets;                         /* ... address and mask, and    */
+    int64_t nets_ms;                    /* ... when they were read      */
     struct burst refusals[REFUSAL_SLOTS];
     char log[LOG_BUFFER];               /* log lines stdout has not taken */
     size_t log_start, log_len;          /* ... they are log[start..len) */
@@ -669,7 +683,8 @@ static void cmd_seen(struct conn *c, const struct request *r);
 static void cmd_get_addresses(struct conn *c, const struct request *r);
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r);
 static void seat_leave(struct conn *c);
-static void seat_show(struct seat *s);
+static int list_due(struct conn *c);
+static struct holding *holder_of_most(int by_seats);
 static int user_urls(char urls[MAX_ADDRESSES][ADDR_LEN + 32]);
 
 static void timer_at(int64_t ms)
@@ -966,6 +981,7 @@ struct http_request {
     int minor;                  /* 1 for HTTP/1.1, 0 for HTTP/1.0      */
     struct span host, upgrade, ws_version, ws_key, origin;
     struct span forwarded;      /* X-Forwarded-For: who the client is  */
+    struct span secret;         /* a seat's, offered as a subprotocol  */
     int proxied;                /* it, X-Real-IP or Forwarded came     */
     int connection_upgrade;     /* some Connection header has "upgrade" */
     int offers_echo;            /* Sec-WebSocket-Protocol lists ours    */
@@ -1001,10 +1017,15 @@ static enum parse parse_header(struct span line, struct http_request *r,
         *once = v;
     if (span_ieq(line.p, n, "connection"))
         r->connection_upgrade |= list_has(v, "upgrade");
-    /* §4.2.1 item 8: the subprotocols the client speaks; we speak one. */
+    /* §4.2.1 item 8: the subprotocols the client speaks; we speak one.
+     * Our user page offers its seat's secret among them too (section 15):
+     * it names its seat before it opens, and no log keeps headers. */
     for (size_t pos = 0; span_ieq(line.p, n, "sec-websocket-protocol") &&
-         list_next(v, &pos, &item);)
+         list_next(v, &pos, &item);) {
         r->offers_echo |= span_is(item, WS_PROTOCOL);
+        if (item.len > 5 && memcmp(item.p, "seat-", 5) == 0)
+            r->secret = item;
+    }
     /* A proxy's word on who its client is (section 16): only the last
      * X-Forwarded-For is read; the others just say a proxy was there. */
     if (span_ieq(line.p, n, "x-forwarded-for"))
@@ -1530,15 +1551,33 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     log_line("", "Received Message: %s", line);
 }
 
-/* Log that addr was refused (an HTTP status, and why) once per burst:
- * the first refusal at once; the same one again within LOG_BURST_S is
- * counted, and the count logged when the burst ends (refusals_due()). */
-static void log_refusal(const char *addr, int status, const char *why)
+/* Log how many more times burst b's address was refused: in LOG_BURST_S
+ * if in_time, else before its burst was cut short. */
+static void log_burst(const struct burst *b, int in_time)
+{
+    char span[16] = "";
+    if (in_time)
+        snprintf(span, sizeof span, " in %d s", LOG_BURST_S);
+    if (b->status == 0)
+        log_line(NULL, "Admin refused %lu more times for %s%s: %s", b->more, b->addr, span,
+                 b->why);
+    else
+        log_line(NULL, "Request from %s refused %lu more times%s: %d %s", b->addr, b->more, span,
+                 b->status, b->why);
+}
+
+/* Log that unit (an address, or what -c counts: addr_unit()) was refused
+ * (an HTTP status, or 0: admin; and why) once per burst: the first
+ * refusal at once, from c's log credit if a connection c asked; the same
+ * again within LOG_BURST_S is counted, and the count logged when the
+ * burst ends (refusals_due()). */
+static void log_refusal(const char *unit, int status, const char *why, struct conn *c)
 {
     struct burst *b = NULL;
+    size_t cost = 64 + strlen(why);     /* about the line's length */
     for (int i = 0; i < REFUSAL_SLOTS; i++) {
         struct burst *s = &srv.refusals[i];
-        if (s->why == why && strcmp(s->addr, addr) == 0) {
+        if (s->why == why && strcmp(s->addr, unit) == 0) {
             s->more++;
             return;
         }
@@ -1546,10 +1585,16 @@ static void log_refusal(const char *addr, int status, const char *why)
             b = s;
     }
     if (b->why != NULL && b->more > 0)  /* the table is full: end a burst */
-        log_line(NULL, "Request from %s refused %lu more times: %d %s", b->addr, b->more,
-                 b->status, b->why);
-    log_line(NULL, "Request from %s refused: %d %s", addr, status, why);
-    snprintf(b->addr, sizeof b->addr, "%s", addr);
+        log_burst(b, 0);
+    if (c != NULL && c->log_credit < cost)
+        srv.log_dropped++;
+    else if (status == 0)
+        log_line(NULL, "Admin refused for %s from %s: %s", c->key, unit, why);
+    else
+        log_line(NULL, "Request from %s refused: %d %s", unit, status, why);
+    if (c != NULL && c->log_credit >= cost)
+        c->log_credit -= cost;
+    snprintf(b->addr, sizeof b->addr, "%s", unit);
     b->why = why;
     b->status = status;
     b->more = 0;
@@ -1568,8 +1613,7 @@ static void refusals_due(void)
         if (srv.now_ms < b->until_ms) {
             timer_at(b->until_ms);
         } else if (b->more > 0) {
-            log_line(NULL, "Request from %s refused %lu more times in %d s: %d %s", b->addr,
-                     b->more, LOG_BURST_S, b->status, b->why);
+            log_burst(b, 1);
             b->more = 0;
             b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
             timer_at(b->until_ms);
@@ -1837,80 +1881,143 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
  * and queues what is pushed to it; then it is gone, its pushes lost. */
 
 /* Tell the admin that made push p, if it sent a "ref" and is still the
- * same socket, what became of p for seat s. */
-static void receipt(const struct seat *s, const struct push *p, const char *state)
+ * same socket, what became of p for user number: its state, and for a
+ * push lost, why. */
+static void receipt(unsigned long number, const struct push *p, const char *state,
+                    const char *why)
 {
     char tail[64];
     struct buf *b = &srv.reply;
     if (p->ref[0] == '\0' || p->from->state != CONN_OPEN || p->from->accepted != p->from_accepted)
         return;
     b->len = 0;
-    snprintf(tail, sizeof tail, ",\"number\":%lu,\"state\":\"%s\"}", s->number, state);
-    int bad = buf_puts(b, "{\"resp\":\"receipt\",\"ref\":") < 0 || json_put(b, cspan(p->ref)) < 0;
-    reply_queue(p->from, bad || buf_puts(b, tail) < 0);
+    snprintf(tail, sizeof tail, ",\"number\":%lu,\"state\":\"%s\"", number, state);
+    int bad = buf_puts(b, "{\"resp\":\"receipt\",\"ref\":") < 0 || json_put(b, cspan(p->ref)) < 0 ||
+              buf_puts(b, tail) < 0;
+    if (why != NULL && !bad)
+        bad = buf_puts(b, ",\"why\":") < 0 || json_put(b, cspan(why)) < 0;
+    reply_queue(p->from, bad || buf_puts(b, "}") < 0);
 }
 
-/* Push i of seat s is done with: seen, or lost; its admin hears so. */
-static void push_done(struct seat *s, int i, const char *state)
+/* Push i of seat s is done with: seen, or lost (why says why); its admin
+ * hears so. */
+static void push_done(struct seat *s, int i, const char *state, const char *why)
 {
     struct push *p = &s->pushes[i];
-    receipt(s, p, state);
+    receipt(s->number, p, state, why);
     s->push_bytes -= p->json.len;
     buf_free(&p->json);
     memmove(p, p + 1, (size_t)(s->n_pushes - i - 1) * sizeof *p);
     s->n_pushes--;
-    s->fed -= i < s->fed;
 }
 
-/* Free seat s; pushes it has not acknowledged are lost. */
-static void seat_free(struct seat *s)
+/* Seat s loses every push it holds (why: for their receipts), and gives
+ * back all their memory: what -M counts can always be given back. */
+static void seat_drop_pushes(struct seat *s, const char *why)
 {
     if (s->n_pushes > 0)
-        log_line(NULL, "Seat #%lu: %d pushes not seen are lost", s->number, s->n_pushes);
+        log_line(NULL, "Seat #%lu: %d pushes not seen are lost: %s", s->number, s->n_pushes, why);
     while (s->n_pushes > 0)
-        push_done(s, 0, "lost");
+        push_done(s, 0, "lost", why);
     if (s->pushes != NULL)
         srv.buffered -= MAX_SEAT_PUSHES * sizeof *s->pushes;
     free(s->pushes);
+    s->pushes = NULL;
+}
+
+/* Free seat s; pushes it has not acknowledged are lost (why). */
+static void seat_free(struct seat *s, const char *why)
+{
+    seat_drop_pushes(s, why);
     memset(s, 0, sizeof *s);
 }
 
-/* Give c, just opened, a seat of its own: a free one, else the one away
- * the longest (it is gone). NULL if every seat is someone's here. */
-static struct seat *seat_new(struct conn *c)
+/* How many seats host holds, here or away; *oldest is its seat away the
+ * longest, or NULL if none of them is away. */
+static int seats_of(const unsigned char host[16], struct seat **oldest)
 {
-    struct seat *s = NULL;
-    for (int i = 0; i < MAX_CLIENTS && (s == NULL || s->number != 0); i++) {
-        struct seat *t = &srv.seats[i];
-        if (t->number == 0 || (t->conn == NULL && (s == NULL || t->away_ms < s->away_ms)))
-            s = t;
+    int n = 0;
+    *oldest = NULL;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        struct seat *s = &srv.seats[i];
+        if (s->number == 0 || memcmp(s->host, host, 16) != 0)
+            continue;
+        n++;
+        if (s->conn == NULL && (*oldest == NULL || s->away_ms < (*oldest)->away_ms))
+            *oldest = s;
     }
-    if (s == NULL)
-        return NULL;
-    seat_free(s);
+    return n;
+}
+
+/* The seat for a new connection from host: a free one, unless host holds
+ * -c seats already (then its own seat away the longest). When the table
+ * is full: the seat away the longest of the address holding the most
+ * seats, if it holds more than host does; else host's own. NULL if
+ * there is none (503). So a student's seats are never more than -c, and
+ * no classmate's seat is taken while an address holds more. *why says
+ * why a seat is taken from its owner. */
+static struct seat *seat_for(const unsigned char host[16], const char **why)
+{
+    struct seat *mine, *theirs;
+    int n = seats_of(host, &mine);
+    *why = "that address holds -c seats";
+    if (opt.max_per_addr > 0 && n >= opt.max_per_addr)
+        return mine;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (srv.seats[i].number == 0)
+            return &srv.seats[i];
+    *why = "the table of seats is full";
+    struct holding *most = holder_of_most(1);
+    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0)
+        return theirs;
+    return mine;
+}
+
+static void seat_take(struct conn *c, struct seat *s);
+
+/* c, just opened, takes seat s: back, if its secret named s (why NULL);
+ * else as a new user, with a number never given before, and whoever held
+ * s (why says why) is gone. */
+static void seat_attach(struct conn *c, struct seat *s, const char *why)
+{
+    if (why == NULL) {
+        seat_take(c, s);
+        return;
+    }
+    if (s->number != 0) {
+        log_line(NULL, "Seat #%lu of %s is given up: %s", s->number, s->addr, why);
+        seat_free(s, "its seat was given to a newcomer");
+    }
     s->number = srv.next_number++;
     memcpy(s->keys[0], c->key, sizeof s->keys[0]);
     snprintf(s->addr, sizeof s->addr, "%s", c->addr);
+    memcpy(s->host, c->host, 16);
     s->since = time(NULL);
     s->conn = c;
-    s->show_ms = srv.now_ms + LIST_INTERVAL_MS;
-    timer_at(s->show_ms);
-    return s;
-}
-
-/* Put seat s on the watchers' lists. A new connection's seat waits for
- * its first message, or LIST_INTERVAL_MS: a page coming back sends its
- * secret first, and the seat it leaves must not show as a second row. */
-static void seat_show(struct seat *s)
-{
-    if (s->shown)
-        return;
-    s->shown = 1;
+    c->seat = s;
     announce_users();
 }
 
+/* Count a drop of s's connection (lost, or replaced by a new one), for
+ * the teacher's list: how often it dropped in the last DROPS_WINDOW_S. */
+static void seat_dropped(struct seat *s)
+{
+    memmove(s->drops_ms + 1, s->drops_ms, (DROPS_KEPT - 1) * sizeof s->drops_ms[0]);
+    s->drops_ms[0] = srv.now_ms;
+}
+
+static int seat_drops(const struct seat *s)
+{
+    int n = 0;
+    while (n < DROPS_KEPT && s->drops_ms[n] != 0 &&
+           srv.now_ms - s->drops_ms[n] < DROPS_WINDOW_S * 1000)
+        n++;
+    return n;
+}
+
 /* c's connection ends: its seat waits, away, if its page holds the secret
- * (and it was not kicked); otherwise it is gone. */
+ * (and it was not kicked); otherwise it is gone. Why it is away: the page
+ * closed (its close came first), or the connection was lost. */
 static void seat_leave(struct conn *c)
 {
     struct seat *s = c->seat;
@@ -1919,27 +2026,22 @@ static void seat_leave(struct conn *c)
         return;
     s->conn = NULL;
     s->away_ms = srv.now_ms;
+    s->away_why = c->close_seen ? "closed" : "lost";
+    if (!c->close_seen)
+        seat_dropped(s);
     if (s->secret[0] != '\0' && !s->kicked && !srv.stopping)
         timer_at(s->away_ms + (int64_t)opt.grace_s * 1000);
     else
-        seat_free(s);
+        seat_free(s, s->kicked ? "the teacher kicked that user" : "the page left");
 }
 
-/* Queue seat s's next push for its connection, if it has one whose queue
- * is empty: one at a time, so that a push is never held twice over (in
- * the seat and in the queue) but for the one on its way. conn_flush()
- * calls this again each time the queue empties. */
-static void seat_feed(struct seat *s)
+/* Queue push p of seat s on its connection: "sent" (once). */
+static void push_send(struct seat *s, struct push *p)
 {
-    struct conn *c = s->conn;
-    if (c == NULL || c->state != CONN_OPEN || c->out.len > 0 || s->fed == s->n_pushes)
+    if (queue_frame(s->conn, OP_TEXT, p->json.data, p->json.len) < 0)
         return;
-    struct push *p = &s->pushes[s->fed];
-    if (queue_frame(c, OP_TEXT, p->json.data, p->json.len) < 0)
-        return;
-    s->fed++;
     if (!p->sent)
-        receipt(s, p, "sent");
+        receipt(s->number, p, "sent", NULL);
     p->sent = 1;
 }
 
@@ -1953,20 +2055,32 @@ static void push_start(struct push *p, struct conn *from, const struct request *
     p->from_accepted = from->accepted;
 }
 
+/* True if seat s, holding pushes, has no room for one of len bytes more. */
+static int seat_full(const struct seat *s, size_t len)
+{
+    return s->n_pushes > 0 && (s->n_pushes == MAX_SEAT_PUSHES ||
+                               s->push_bytes + len > opt.max_queue);
+}
+
 /* Keep a push of r's text for seat s, as {"resp":"text","content":T,
- * "id":I}, dropping the oldest (lost) past MAX_SEAT_PUSHES or -s bytes.
+ * "id":I}, within MAX_SEAT_PUSHES and -s bytes: a page that far behind
+ * is not keeping up, and is closed (1008); a seat away loses its oldest.
  * Returns it, or NULL if memory is short. */
 static struct push *push_keep(struct seat *s, struct conn *from, const struct request *r)
 {
     char tail[48];
     struct buf *b = &srv.reply;
+    size_t len = r->field[F_TEXT].len;
+    if (seat_full(s, len) && s->conn != NULL) {
+        log_line(NULL, "Peer %s is not reading: %d pushes not seen", s->conn->addr, s->n_pushes);
+        conn_fail(s->conn, CLOSE_POLICY, "client is not reading its messages");
+    }
+    while (seat_full(s, len))
+        push_done(s, 0, "lost", "more pushes waited than a seat keeps (64, or -s bytes)");
     if (s->pushes == NULL && (s->pushes = calloc(MAX_SEAT_PUSHES, sizeof *s->pushes)) != NULL)
         srv.buffered += MAX_SEAT_PUSHES * sizeof *s->pushes;
     if (s->pushes == NULL)
         return NULL;
-    while (s->n_pushes > 0 && (s->n_pushes == MAX_SEAT_PUSHES ||
-                               s->push_bytes + r->field[F_TEXT].len > opt.max_queue))
-        push_done(s, 0, "lost");
     struct push *p = &s->pushes[s->n_pushes];
     push_start(p, from, r);
     snprintf(p->id, sizeof p->id, "%lu", ++srv.n_pushes);
@@ -1983,38 +2097,49 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
 /* Push r's text to seat s on admin from's behalf. A seat with no secret
  * gets it as the tutorial's server sends it; one with a secret gets it
  * with an id, and keeps it until its page says it was seen. Returns what
- * became of it: "sent", "queued" (it waits: the seat is away, or its
- * connection busy) or "lost". */
+ * became of it: "sent" (queued on its connection), "queued" (the seat is
+ * away: it goes when its page is back) or "lost". */
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r)
 {
     struct push tutorial;
+    unsigned long number = s->number;
     if (s->secret[0] == '\0') {
         const char *state = push_text(s->conn, r->field[F_TEXT]) == 0 ? "sent" : "lost";
         push_start(&tutorial, from, r);
-        receipt(s, &tutorial, state);
+        receipt(number, &tutorial, state, state[0] == 'l' ? "the page was not reading" : NULL);
         return state;
     }
     struct push *p = push_keep(s, from, r);
-    if (p == NULL)
+    if (p == NULL) {
+        push_start(&tutorial, from, r);
+        receipt(number, &tutorial, "lost", "out of memory");
         return "lost";
-    seat_feed(s);               /* its receipt says "sent", if it went */
+    }
+    if (s->conn != NULL)
+        push_send(s, p);
     if (!p->sent)
-        receipt(s, p, "queued");
+        receipt(number, p, "queued", NULL);
     return p->sent ? "sent" : "queued";
 }
 
-/* The seat whose secret is sent (compared in constant time), or NULL. */
+/* The seat whose secret is sent, or NULL. A secret names its seat's slot
+ * (cmd_seat()), so one seat is compared, in constant time: finding it
+ * costs the same with 10 seats or 1,000. */
 static struct seat *seat_by_secret(struct span sent)
 {
-    for (int i = 0; sent.p != NULL && i < MAX_CLIENTS; i++)
-        if (srv.seats[i].secret[0] != '\0' && token_matches(sent, srv.seats[i].secret))
-            return &srv.seats[i];
-    return NULL;
+    char slot[5] = "";
+    if (sent.p == NULL || sent.len != SECRET_LEN)
+        return NULL;
+    memcpy(slot, sent.p + 5, 4);
+    unsigned long i = strtoul(slot, NULL, 16);
+    struct seat *s = &srv.seats[i < MAX_CLIENTS ? i : 0];
+    return s->secret[0] != '\0' && token_matches(sent, s->secret) ? s : NULL;
 }
 
-/* c takes seat s back: its number, name, keys (c's first), and pushes not
- * yet seen, sent again. A connection still holding s (the old, silent one
- * of a dropped Wi-Fi) is closed, and c's own new seat given up. */
+/* c takes seat s back: its number, name, keys (c's first), and the
+ * pushes its page has not seen, sent again. A connection still holding s
+ * (the old, silent one of a dropped Wi-Fi) is closed with 4001; a seat c
+ * held (it asked with "seat" after it opened) is given up. */
 static void seat_take(struct conn *c, struct seat *s)
 {
     struct seat *fresh = c->seat;
@@ -2023,26 +2148,27 @@ static void seat_take(struct conn *c, struct seat *s)
         log_line(NULL, "Seat #%lu is back: closing its old connection from %s", s->number,
                  ghost->addr);
         ghost->seat = NULL;
-        s->conn = NULL;
+        seat_dropped(s);
         conn_fail(ghost, CLOSE_REPLACED, "this seat was taken by a new connection");
     }
     memmove(s->keys[1], s->keys[0], (SEAT_KEYS - 1) * sizeof s->keys[0]);
     memcpy(s->keys[0], c->key, sizeof s->keys[0]);
     snprintf(s->addr, sizeof s->addr, "%s", c->addr);
+    memcpy(s->host, c->host, 16);
     s->conn = c;
-    s->fed = 0;                 /* what the old one was sent may never have come */
     c->seat = s;
-    if (!fresh->shown && fresh->number == srv.next_number - 1)
-        srv.next_number--;      /* nobody saw it: no gap in the numbers */
-    seat_free(fresh);
-    seat_feed(s);               /* and the rest as its queue empties */
+    if (fresh != NULL)
+        seat_free(fresh, "the page left");
+    for (int i = 0; i < s->n_pushes; i++)
+        push_send(s, &s->pushes[i]);
     announce_users();
 }
 
 /* {"req":"seat","secret":S}: with the secret of a seat, the sender takes
- * it back; without one (or with one unknown here, after a restart, say)
- * its own seat gets a secret: 128 bits from /dev/urandom, for it alone.
- * The answer comes first, then the pushes the seat has not seen. */
+ * it back (a page that named it in its handshake has it already); without
+ * one (or with one unknown here, after a restart, say) its own seat gets
+ * a secret: "seat-", the seat's slot in 4 hex digits, and 128 bits from
+ * /dev/urandom. The answer comes first, then the pushes not yet seen. */
 static void cmd_seat(struct conn *c, const struct request *r)
 {
     unsigned char bits[16];
@@ -2055,8 +2181,8 @@ static void cmd_seat(struct conn *c, const struct request *r)
         return;
     }
     if (s->secret[0] == '\0') {
-        memcpy(s->secret, "seat-", 5);
-        hex_of(s->secret + 5, bits, sizeof bits);
+        snprintf(s->secret, sizeof s->secret, "seat-%04x", (unsigned)(s - srv.seats));
+        hex_of(s->secret + 9, bits, sizeof bits);
     }
     struct buf *b = &srv.reply;
     b->len = 0;
@@ -2074,29 +2200,25 @@ static void cmd_seen(struct conn *c, const struct request *r)
     struct seat *s = c->seat;
     for (int i = 0; i < s->n_pushes; i++) {
         if (span_is(r->field[F_ID], s->pushes[i].id)) {
-            push_done(s, i, "seen");
+            push_done(s, i, "seen", NULL);
             return;
         }
     }
 }
 
-/* Seats new long enough are shown; seats away longer than -g are gone. */
+/* Seats away longer than -g are gone. */
 static void seats_due(void)
 {
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         int64_t end = s->away_ms + (int64_t)opt.grace_s * 1000;
-        if (s->number != 0 && !s->shown && srv.now_ms >= s->show_ms)
-            seat_show(s);
-        else if (s->number != 0 && !s->shown)
-            timer_at(s->show_ms);
         if (s->number == 0 || s->conn != NULL) {
             continue;
         } else if (srv.now_ms < end) {
             timer_at(end);
         } else {
             log_line(NULL, "Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
-            seat_free(s);
+            seat_free(s, "away longer than -g allows");
             announce_users();
         }
     }
@@ -2105,20 +2227,23 @@ static void seats_due(void)
 /* {"req":"push all","text":T}: T goes to every user, here or away. */
 static void cmd_push_all(struct conn *c, const struct request *r)
 {
-    int sent = 0, queued = 0;
-    char note[80];
+    int n[3] = { 0, 0, 0 };     /* sent, queued, lost */
+    char note[120];
     if (!may_push(c, r))
         return;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
-        sent += strcmp(state, "sent") == 0;
-        queued += strcmp(state, "queued") == 0;
+        n[0] += strcmp(state, "sent") == 0;
+        n[1] += strcmp(state, "queued") == 0;
+        n[2] += strcmp(state, "lost") == 0;
     }
-    snprintf(note, sizeof note, "Sent to %d user%s.", sent, sent == 1 ? "" : "s");
-    if (queued > 0)
-        snprintf(note, sizeof note, "Sent to %d user%s; queued for %d away.", sent,
-                 sent == 1 ? "" : "s", queued);
+    int len = snprintf(note, sizeof note, "Sent to %d user%s", n[0], n[0] == 1 ? "" : "s");
+    if (n[1] > 0)
+        len += snprintf(note + len, sizeof note - (size_t)len, "; queued for %d away", n[1]);
+    if (n[2] > 0)
+        len += snprintf(note + len, sizeof note - (size_t)len, "; lost for %d not reading", n[2]);
+    snprintf(note + len, sizeof note - (size_t)len, ".");
     reply_text(c, cspan(note));
 }
 
@@ -2198,7 +2323,7 @@ static void cmd_kick(struct conn *c, const struct request *r)
     if (user->conn != NULL) {
         conn_fail(user->conn, CLOSE_KICKED, "closed by the teacher");
     } else {
-        seat_free(user);
+        seat_free(user, "the teacher kicked that user");
         announce_users();
     }
     reply_text(c, cspan("Closed."));
@@ -2216,8 +2341,10 @@ static void announce_users(void)
 }
 
 /* Queue {"resp":"users","content":[{"key":K,"number":N,"name":S,
- * "role":R,"address":A,"since":T,"away":T},...]} in arrival order: every
- * seat, by its latest key; times in ISO 8601; "away" for seats away. */
+ * "role":R,"address":A,"since":T,"away":T,"why":W,"drops":D},...]} in
+ * arrival order: every seat, by its latest key; times in ISO 8601;
+ * "away" and "why" ("closed" or "lost") for seats away; "drops", when
+ * there were some, for connections lost in the last DROPS_WINDOW_S. */
 static int reply_users(struct conn *c)
 {
     struct seat *order[MAX_CLIENTS];
@@ -2227,21 +2354,46 @@ static int reply_users(struct conn *c)
     bad = buf_puts(b, "{\"resp\":\"users\",\"content\":[") < 0;
     for (int i = 0; i < n && !bad; i++) {
         const struct seat *s = order[i];
-        char head[96], tail[200], when[24], away[40] = "";
-        if (!s->shown)
-            continue;           /* new: see seat_show() */
+        char head[96], tail[240], when[24], away[80] = "", drops[24] = "";
         struct tm tm;
         time_t gone = time(NULL) - (time_t)((srv.now_ms - s->away_ms) / 1000);
+        int n_drops = seat_drops(s);
         if (s->conn == NULL)
-            strftime(away, sizeof away, ",\"away\":\"%Y-%m-%dT%H:%M:%SZ\"", gmtime_r(&gone, &tm));
+            strftime(away, 40, ",\"away\":\"%Y-%m-%dT%H:%M:%SZ\"", gmtime_r(&gone, &tm));
+        if (s->conn == NULL)
+            snprintf(away + strlen(away), 40, ",\"why\":\"%s\"", s->away_why);
+        if (n_drops > 0)
+            snprintf(drops, sizeof drops, ",\"drops\":%d", n_drops);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&s->since, &tm));
         snprintf(head, sizeof head, "%s{\"key\":\"%s\",\"number\":%lu,\"name\":",
-                 b->data[b->len - 1] == '[' ? "" : ",", s->keys[0], s->number);
-        snprintf(tail, sizeof tail, ",\"role\":\"%s\",\"address\":\"%s\",\"since\":\"%s\"%s}",
-                 seat_is_admin(s) ? "admin" : "user", s->addr, when, away);
+                 i == 0 ? "" : ",", s->keys[0], s->number);
+        snprintf(tail, sizeof tail, ",\"role\":\"%s\",\"address\":\"%s\",\"since\":\"%s\"%s%s}",
+                 seat_is_admin(s) ? "admin" : "user", s->addr, when, away, drops);
         bad = buf_puts(b, head) < 0 || json_put(b, cspan(s->name)) < 0 || buf_puts(b, tail) < 0;
     }
     return reply_queue(c, bad || buf_puts(b, "]}") < 0);
+}
+
+/* A watcher's list, owed and due, is queued now: at most every
+ * LIST_INTERVAL_MS, and only when c's queue is empty, so that a burst of
+ * changes costs one list. Returns 1 if one is owed and may go as soon as
+ * the queue empties (c must stay in the write set). */
+static int list_due(struct conn *c)
+{
+    int64_t at = c->list_ms + LIST_INTERVAL_MS;
+    if (!c->list_due)
+        return 0;
+    if (srv.now_ms < at) {
+        timer_at(at);           /* conn_timers() puts c back in the set */
+        return 0;
+    }
+    if (c->out.len > 0)
+        return 1;
+    c->list_due = 0;
+    c->list_ms = srv.now_ms;
+    if (c->state == CONN_OPEN && !srv.stopping)
+        reply_users(c);
+    return 0;
 }
 /* ======== 16. Admin rules and per-address limits [second reading] ==========
  * wspush guards against a student on the same network, and a web page in
@@ -2334,17 +2486,65 @@ static int forwarded_addr(struct span v, char out[ADDR_LEN])
     }
 }
 
-/* The 16 bytes by which an address is counted (-c) and penalised: IPv4
- * as ::ffff:a.b.c.d, IPv6 by its first 64 bits, the rest zero. */
+/* True if the IPv6 address a lies in a prefix of one of this machine's
+ * interfaces: a neighbour on the school's network. The prefixes are read
+ * with getifaddrs() at most every PREFIXES_S seconds. */
+static int addr_is_neighbour(const unsigned char a[16])
+{
+    struct ifaddrs *all = NULL;
+    if (srv.nets_ms == 0 || srv.now_ms >= srv.nets_ms + PREFIXES_S * 1000) {
+        srv.nets_ms = srv.now_ms | 1;   /* never 0: "not read yet" */
+        srv.n_nets = 0;
+        if (getifaddrs(&all) < 0)
+            all = NULL;
+        for (struct ifaddrs *i = all; i != NULL; i = i->ifa_next) {
+            if (i->ifa_addr == NULL || i->ifa_netmask == NULL || srv.n_nets == MAX_ADDRESSES ||
+                i->ifa_addr->sa_family != AF_INET6)
+                continue;
+            memcpy(srv.nets[srv.n_nets][0], &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
+            memcpy(srv.nets[srv.n_nets++][1], &((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr,
+                   16);
+        }
+        if (all != NULL)
+            freeifaddrs(all);
+    }
+    for (int k = 0; k < srv.n_nets; k++) {
+        int differ = 0;
+        for (int b = 0; b < 16; b++)
+            differ |= (a[b] ^ srv.nets[k][0][b]) & srv.nets[k][1][b];
+        if (!differ)
+            return 1;
+    }
+    return 0;
+}
+
+/* The 16 bytes by which an address is counted (-c, seats, memory) and
+ * penalised: IPv4 as ::ffff:a.b.c.d; IPv6 whole if it is a neighbour on
+ * this machine's network (every host of a LAN shares one /64), else by
+ * its first 64 bits (a machine elsewhere may hold a whole /64), the rest
+ * zero. */
 static void addr_host(const char *addr, unsigned char host[16])
 {
     memset(host, 0, 16);
     if (inet_pton(AF_INET, addr, host + 12) == 1) {
         host[10] = 0xff;
         host[11] = 0xff;
-    } else if (inet_pton(AF_INET6, addr, host) == 1) {
+    } else if (inet_pton(AF_INET6, addr, host) == 1 && !addr_is_neighbour(host)) {
         memset(host + 8, 0, 8);
     }
+}
+
+/* What addr_host() counts for addr, as text in out, for the log: addr
+ * itself, or its /64 as "PREFIX::/64". Returns out. */
+static const char *addr_unit(const char *addr, const unsigned char host[16],
+                             char out[ADDR_LEN + 4])
+{
+    unsigned char a[16];
+    snprintf(out, ADDR_LEN + 4, "%s", addr);
+    if (inet_pton(AF_INET6, addr, a) == 1 && memcmp(a, host, 16) != 0 &&
+        inet_ntop(AF_INET6, host, out, ADDR_LEN) != NULL)
+        snprintf(out + strlen(out), 4, "/64");
+    return out;
 }
 
 /* Set c's address, as text and as addr_host() counts it. */
@@ -2364,10 +2564,14 @@ static int count_from(const unsigned char host[16])
 }
 
 /* The rules a valid handshake must pass too: the -o list (403), one
- * connection a key (409), MAX_CLIENTS and -c (503). Behind a proxy we
- * believe, the client is the one it names. Sets c->local: may c use the
- * loopback admin rule? Returns 1, or 0 once c is refused. */
-static int handshake_allowed(struct conn *c, const struct http_request *r)
+ * connection a key (409), MAX_CLIENTS, -c and a seat for it (503).
+ * Behind a proxy we believe, the client is the one it names. Sets
+ * c->local: may c use the loopback admin rule? Returns the seat c is to
+ * take: the one its secret names (*why NULL), or a new one from
+ * seat_for() (*why: why its holder loses it, if it has one); or NULL
+ * once c is refused. */
+static struct seat *handshake_allowed(struct conn *c, const struct http_request *r,
+                                      const char **why)
 {
     char fwd[ADDR_LEN];
     int listed = opt.n_origins == 0;
@@ -2377,6 +2581,10 @@ static int handshake_allowed(struct conn *c, const struct http_request *r)
                host_is_loopback(r->host) && (r->origin.p == NULL || origin_is_local(r->origin));
     if (r->forwarded.p != NULL && addr_is_proxy(c->addr) && forwarded_addr(r->forwarded, fwd) == 0)
         conn_set_addr(c, fwd);
+    struct seat *s = seat_by_secret(r->secret);
+    *why = NULL;
+    if (s == NULL)
+        s = seat_for(c->host, why);
     if (!listed)
         http_error(c, 403, "origin not allowed");
     else if (seat_by_key(r->ws_key) != NULL)
@@ -2385,7 +2593,9 @@ static int handshake_allowed(struct conn *c, const struct http_request *r)
         http_error(c, 503, "server is full");
     else if (opt.max_per_addr > 0 && count_from(c->host) > opt.max_per_addr)
         http_error(c, 503, "too many connections from your address (-c)");
-    return c->state == CONN_HANDSHAKE;
+    else if (s == NULL)
+        http_error(c, 503, "no seat is free for your address");
+    return c->state == CONN_HANDSHAKE ? s : NULL;
 }
 
 /* The record of wrong tokens from host, or a free one for it, or NULL if
@@ -2407,20 +2617,31 @@ static struct penalty *penalty_of(const unsigned char host[16])
 }
 
 /* May c become admin by sending r? Returns 1 if so; else answers why
- * (and logs it) and returns 0. A wrong token makes its address wait 1,
- * 2, 4 ... MAX_PENALTY_S seconds before it may try again, and
+ * (logged once a burst) and returns 0. A wrong token makes its address
+ * wait 1, 2, 4 ... MAX_PENALTY_S seconds before it may try again, and
  * MAX_TOKEN_FAILURES of them close the connection (1008). While every
- * record is held, a guess from a new address is not weighed at all. */
+ * record is held, a guess from a new address is not weighed at all; but
+ * the right token from this machine (c->local) always is: the teacher is
+ * never locked out by others' guesses. */
 static int may_be_admin(struct conn *c, const struct request *r)
 {
     struct span token = r->field[F_TOKEN];
     int guess = opt.token != NULL && token.p != NULL;
-    if (opt.anyone_admin || (opt.token == NULL && c->local))
+    char unit[ADDR_LEN + 4], wait[128];
+    if (opt.anyone_admin || (opt.token == NULL && c->local) ||
+        (guess && c->local && token_matches(token, opt.token)))
         return 1;
     struct penalty *p = guess ? penalty_of(c->host) : NULL;
     int known = p != NULL && p->failures > 0 && memcmp(p->host, c->host, 16) == 0;
-    if (guess && (p == NULL || (known && srv.now_ms < p->until_ms))) {
-        reply_error(c, "too many wrong admin tokens from your address: wait, then try again");
+    if (guess && p == NULL) {
+        reply_error(c, "wrong admin tokens came from many addresses: wait a minute, "
+                    "then try again");
+        return 0;
+    }
+    if (guess && known && srv.now_ms < p->until_ms) {
+        snprintf(wait, sizeof wait, "too many wrong admin tokens from your address: wait "
+                 "%d s, then try again", (int)((p->until_ms - srv.now_ms + 999) / 1000));
+        reply_error(c, wait);
         return 0;
     }
     if (guess && token_matches(token, opt.token)) {
@@ -2432,7 +2653,7 @@ static int may_be_admin(struct conn *c, const struct request *r)
         : opt.token ? "admin token required: send \"token\" with \"get connections\""
         : "admins must connect from the machine running wspush, from one of its pages "
           "(or the server must be started with -t TOKEN)";
-    log_line(NULL, "Admin refused for %s from %s: %s", c->key, c->addr, why);
+    log_refusal(addr_unit(c->addr, c->host, unit), 0, why, c);
     reply_error(c, why);
     if (!guess)
         return 0;
@@ -2442,19 +2663,63 @@ static int may_be_admin(struct conn *c, const struct request *r)
     int wait_s = p->failures < 6 ? 1 << p->failures : MAX_PENALTY_S;
     p->until_ms = srv.now_ms + (int64_t)wait_s * 1000;
     p->failures++;
-    log_line(NULL, "Admin attempts from %s wait %d s after %d wrong tokens", c->addr, wait_s,
+    log_line(NULL, "Admin attempts from %s wait %d s after %d wrong tokens", unit, wait_s,
              p->failures);
     if (++c->token_failures >= MAX_TOKEN_FAILURES)
         conn_fail(c, CLOSE_POLICY, "too many wrong admin tokens");
     return 0;
 }
 
+/* Order holdings, or anything that starts with a host, by host. */
+static int by_host(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+/* The address holding the most: of seats, among those with a seat away
+ * (by_seats), or else of bytes. NULL if none holds anything. One entry a
+ * seat and a socket, sorted by address and added up: n log n steps,
+ * however the holdings are spread. */
+static struct holding *holder_of_most(int by_seats)
+{
+    struct holding *h = srv.holdings, *most = NULL;
+    int n = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        const struct seat *s = &srv.seats[i];
+        size_t bytes = s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
+        if (s->number == 0)
+            continue;
+        h[n] = (struct holding){ { 0 }, 1, s->conn == NULL, bytes, s->conn ? 0 : bytes };
+        memcpy(h[n++].host, s->host, 16);
+    }
+    for (int fd = 0; fd <= srv.max_fd; fd++) {
+        const struct conn *c = &srv.conns[fd];
+        if (c->state == CONN_FREE)
+            continue;
+        h[n] = (struct holding){ { 0 }, 0, 0, c->in.cap + c->out.cap + c->dec.msg.cap, 0 };
+        memcpy(h[n++].host, c->host, 16);
+    }
+    qsort(h, (size_t)n, sizeof *h, by_host);
+    for (int i = 0, j; i < n; i = j) {
+        for (j = i + 1; j < n && by_host(&h[j], &h[i]) == 0; j++) {
+            h[i].seats += h[j].seats;
+            h[i].away += h[j].away;
+            h[i].bytes += h[j].bytes;
+            h[i].away_bytes += h[j].away_bytes;
+        }
+        if (by_seats ? h[i].away > 0 && (most == NULL || h[i].seats > most->seats)
+                     : most == NULL || h[i].bytes > most->bytes)
+            most = &h[i];
+    }
+    return most;
+}
+
 /* Keep all buffers within -M. Over it, first give back what buffers hold
  * while empty (a buffer keeps its size after a big message); then, while
- * still over, close the connection that holds the most, dropping what it
- * holds: a message too big to keep gets close 1009; a queue too big to
- * send goes with the socket. A seat away that holds more loses its pushes
- * instead. */
+ * still over, take from the address holding the most: its seats away
+ * lose their pushes; if it has none, its connection holding the most is
+ * closed, dropping what it holds: a message too big to keep gets close
+ * 1009; a queue too big to send goes with the socket. */
 static void shed_load(void)
 {
     for (int fd = 0; fd <= srv.max_fd && srv.buffered - srv.reply.cap > opt.max_buffered; fd++) {
@@ -2467,32 +2732,31 @@ static void shed_load(void)
             buf_free(&c->dec.msg);
     }
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
+        struct holding *most = holder_of_most(0);
         struct conn *big = NULL;
-        struct seat *away = NULL;
-        size_t most = 0;
-        for (int fd = 0; fd <= srv.max_fd; fd++) {
-            struct conn *c = &srv.conns[fd];
-            if (c->state != CONN_FREE && c->in.cap + c->out.cap + c->dec.msg.cap > most) {
-                big = c;
-                most = c->in.cap + c->out.cap + c->dec.msg.cap;
-            }
+        size_t held = 0;
+        for (int i = 0; most != NULL && most->away_bytes > 0 && i < MAX_CLIENTS; i++) {
+            struct seat *s = &srv.seats[i];
+            if (s->number == 0 || s->conn != NULL || s->pushes == NULL ||
+                by_host(s->host, most->host) != 0)
+                continue;
+            log_line(NULL, "Over the memory budget (-M): seat #%lu of %s loses its pushes",
+                     s->number, s->addr);
+            seat_drop_pushes(s, "the server's memory budget (-M) was spent");
         }
-        for (int i = 0; i < MAX_CLIENTS; i++) {
-            if (srv.seats[i].number != 0 && srv.seats[i].conn == NULL &&
-                srv.seats[i].push_bytes > most) {
-                away = &srv.seats[i];
-                most = away->push_bytes;
-            }
-        }
-        if (away != NULL) {
-            log_line(NULL, "Over the memory budget (-M): seat #%lu loses its pushes", away->number);
-            while (away->n_pushes > 0)
-                push_done(away, 0, "lost");
+        if (most != NULL && most->away_bytes > 0)
             continue;
+        for (int fd = 0; most != NULL && fd <= srv.max_fd; fd++) {
+            struct conn *c = &srv.conns[fd];
+            size_t bytes = c->in.cap + c->out.cap + c->dec.msg.cap;
+            if (c->state != CONN_FREE && by_host(c->host, most->host) == 0 && bytes >= held) {
+                big = c;
+                held = bytes;
+            }
         }
         if (big == NULL)
             return;
-        log_line(NULL, "Over the memory budget (-M): dropping %zu bytes of %s", most, big->addr);
+        log_line(NULL, "Over the memory budget (-M): dropping %zu bytes of %s", held, big->addr);
         if (big->state == CONN_OPEN && big->out.cap <= big->in.cap + big->dec.msg.cap) {
             buf_free(&big->in);
             buf_free(&big->dec.msg);
@@ -2587,7 +2851,9 @@ static void ws_open(struct conn *c, const struct http_request *r)
 {
     char accept_key[ACCEPT_LEN + 1], answer[256], hex[SHA1_DIGEST_LEN * 2 + 1];
     unsigned char digest[SHA1_DIGEST_LEN];
-    if (!handshake_allowed(c, r))
+    const char *why;
+    struct seat *seat = handshake_allowed(c, r, &why);  /* section 16 */
+    if (seat == NULL)
         return;
     ws_accept(r->ws_key, accept_key, digest);
     int n = snprintf(answer, sizeof answer,
@@ -2605,7 +2871,6 @@ static void ws_open(struct conn *c, const struct http_request *r)
     trace_lines(c, "->", (const unsigned char *)answer, (size_t)n);
     c->dirty = 1;
     memcpy(c->key, r->ws_key.p, KEY_TEXT_LEN);
-    c->seat = seat_new(c);      /* a user, with a number (section 15) */
     c->state = CONN_OPEN;
     c->last_heard_ms = c->progress_ms = srv.now_ms;
     timer_at(srv.now_ms + (int64_t)opt.ping_interval_s * 1000);
@@ -2614,6 +2879,7 @@ static void ws_open(struct conn *c, const struct http_request *r)
     srv.n_pending--;
     if (!opt.quiet)
         log_line(NULL, "Connection accepted. User key: %s", c->key);
+    seat_attach(c, seat, why);  /* a user, new or back (section 15) */
     log_roles("Current active connections");
 }
 
@@ -2689,17 +2955,24 @@ static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
 
 /* Run WebSocket bytes p[0..len) through c's decoder and act on each
  * message and control frame. Returns how many bytes it used: all, but
- * for part of a frame header, or what waits while c is paused. */
+ * for part of a frame header, what waits while c is paused, or what is
+ * past c's share of this pass: MAX_FRAMES_PER_PASS frames. */
 static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
 {
     size_t pos = 0, used;
     struct failure f;
     struct decoder *d = &c->dec;
-    while (c->state == CONN_OPEN) {
+    for (int frames = 0; c->state == CONN_OPEN; frames++) {
         /* Flow control: while our replies to c wait, c waits too. */
         if (c->out.len > opt.max_queue && !d->in_frame) {
             c->paused = 1;
             FD_CLR(c->fd, &srv.read_fds);
+            return pos;
+        }
+        /* Fairness: the rest waits for the next pass, so that a client
+         * sending without pause cannot keep the others waiting. */
+        if (frames == MAX_FRAMES_PER_PASS) {
+            c->backlog = 1;
             return pos;
         }
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
@@ -2717,8 +2990,6 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             on_control(c, d->opcode, d->data, d->data_len);
         else if (r == PARSE_DONE && d->ready)
             on_message(c, d->opcode, d->data, d->data_len);
-        if (r == PARSE_DONE && d->ready && c->seat != NULL)
-            seat_show(c->seat); /* it spoke: on the watchers' lists now */
     }
     return pos;                 /* closing: the rest is section 18's */
 }
@@ -2756,21 +3027,25 @@ static void conn_input(struct conn *c, size_t len)
 }
 
 /* Read what c's peer sent and act on it; the end of the stream means the
- * peer is gone. */
+ * peer is gone. Frames left from the last pass (c->backlog) are handled
+ * before anything more is read. */
 static void conn_read(struct conn *c)
 {
     size_t have = c->state == CONN_CLOSING && c->close_seen ? 0 : c->in.len;
+    ssize_t n = 0;
     if (c->paused)
         return;
     if (have > 0)
         memcpy(srv.read_buf, c->in.data, have);
-    ssize_t n = read(c->fd, srv.read_buf + have, sizeof srv.read_buf - have);
+    if (!c->backlog)
+        n = read(c->fd, srv.read_buf + have, sizeof srv.read_buf - have);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    if (n <= 0) {
+    if (n < 0 || (n == 0 && !c->backlog)) {
         conn_close(c);
         return;
     }
+    c->backlog = 0;
     c->last_heard_ms = srv.now_ms;
     c->ping_sent_ms = 0;
     c->log_credit += 2 * (size_t)n;     /* its log lines may cost that */
@@ -2778,22 +3053,13 @@ static void conn_read(struct conn *c)
         conn_input(c, have + (size_t)n);
 }
 
-/* Write what c has queued, once. A seat whose queue is empty first gets
- * its next push; a watcher, the user list it is owed, at most every
- * LIST_INTERVAL_MS (section 15); a paused c is read again once its queue
- * is down to half of -s; a goodbye, all written, shuts our side. */
+/* Write what c has queued, once. A watcher first gets the user list it
+ * is owed, if it may (section 15); a paused c is read again once its
+ * queue is down to half of -s; a goodbye, all written, shuts our side. */
 static void conn_flush(struct conn *c)
 {
-    int64_t list_at = c->list_ms + LIST_INTERVAL_MS;
     c->dirty = 0;
-    if (c->seat != NULL)
-        seat_feed(c->seat);     /* its next push not yet sent (section 15) */
-    if (c->list_due && c->out.len == 0 && srv.now_ms >= list_at) {
-        c->list_due = 0;
-        c->list_ms = srv.now_ms;
-        if (c->state == CONN_OPEN && !srv.stopping)
-            reply_users(c);
-    }
+    int owed = list_due(c);     /* a list waits for the queue to empty */
     ssize_t n = c->out.len > 0 ? write(c->fd, c->out.data, c->out.len) : 0;
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         conn_close(c);          /* reset by the peer, or broken pipe */
@@ -2808,11 +3074,8 @@ static void conn_flush(struct conn *c)
         c->progress_ms = srv.now_ms;    /* caught up, or moving well */
         c->drained = 0;
     }
-    int feeding = c->seat != NULL && c->seat->fed < c->seat->n_pushes;
-    if (c->out.len == 0 && !feeding && (!c->list_due || srv.now_ms < list_at))
-        FD_CLR(c->fd, &srv.write_fds);  /* a list that waits: conn_timers() */
-    if (c->list_due && srv.now_ms < list_at)
-        timer_at(list_at);
+    if (c->out.len == 0 && !owed)
+        FD_CLR(c->fd, &srv.write_fds);
     if (c->state == CONN_CLOSING && c->out.len == 0 && !c->due_why && !c->write_shut) {
         shutdown(c->fd, SHUT_WR);
         c->write_shut = 1;
@@ -2945,7 +3208,8 @@ static void http_error(struct conn *c, int status, const char *why)
     snprintf(body, sizeof body, "%d %s: %s\n", status, http_reason(status), why);
     const char *extra = status == 426 ? "Sec-WebSocket-Version: 13\r\n"
                       : status == 405 ? "Allow: GET, HEAD\r\n" : "";
-    log_refusal(c->addr, status, why);
+    char unit[ADDR_LEN + 4];
+    log_refusal(addr_unit(c->addr, c->host, unit), status, why, NULL);
     trace(c, "refused: %d %s", status, why);
     http_answer(c, status, extra, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
@@ -3397,14 +3661,15 @@ static void peer_of(const struct sockaddr_storage *sa, socklen_t len,
         memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
-/* Say no to a client just accepted, in one write, and close it. */
-static void refuse(int fd, const char *addr, const char *why)
+/* Say no to a client just accepted from unit (addr_unit()), in one
+ * write, and close it. */
+static void refuse(int fd, const char *unit, const char *why)
 {
     char answer[256];
     int n = snprintf(answer, sizeof answer, "HTTP/1.1 503 Service Unavailable\r\n"
                      "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
                      "Connection: close\r\n\r\n503: %s\n", strlen(why) + 6, why);
-    log_refusal(addr, 503, why);
+    log_refusal(unit, 503, why, NULL);
     if (write(fd, answer, (size_t)n) < 0) {
         /* nothing more to do for this client */
     }
@@ -3427,12 +3692,14 @@ static void shed_client(void)
 static void drop_oldest_handshake(void)
 {
     struct conn *oldest = NULL;
+    char unit[ADDR_LEN + 4];
     for (int fd = 0; fd <= srv.max_fd; fd++)
         if (srv.conns[fd].state == CONN_HANDSHAKE &&
             (oldest == NULL || srv.conns[fd].accepted < oldest->accepted))
             oldest = &srv.conns[fd];
     if (oldest != NULL) {
-        log_refusal(oldest->addr, 503, "handshake dropped for a newer one");
+        log_refusal(addr_unit(oldest->addr, oldest->host, unit), 503,
+                    "handshake dropped for a newer one", NULL);
         conn_close(oldest);
     }
 }
@@ -3588,7 +3855,7 @@ static void accept_clients(void)
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         socklen_t salen = sizeof sa;
-        char addr[ADDR_LEN], port[8];
+        char addr[ADDR_LEN], port[8], unit[ADDR_LEN + 4];
         unsigned char host[16];
         int on = 1;
         /* 4. accept(): the next client, on a socket of its own. */
@@ -3600,10 +3867,10 @@ static void accept_clients(void)
         peer_of(&sa, salen, addr, port);
         addr_host(addr, host);
         if (fd >= FD_SETSIZE || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
-            refuse(fd, addr, "server is full");
+            refuse(fd, addr_unit(addr, host, unit), "server is full");
         } else if (opt.max_per_addr > 0 && !addr_is_proxy(addr) &&
                    count_from(host) >= opt.max_per_addr) {
-            refuse(fd, addr, "too many connections from your address (-c)");
+            refuse(fd, addr_unit(addr, host, unit), "too many connections from your address (-c)");
         } else {
             if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING)
                 drop_oldest_handshake();
@@ -3614,15 +3881,18 @@ static void accept_clients(void)
     }
 }
 
-/* Read and act on the sockets select() found readable, then write: to
- * those that have replies waiting, or room for more. A sender's replies
- * are written at once, before the next socket is read, so an admin hears
- * "Already sent." while its pushes are still being written (section 3). */
-static void serve_ready(const fd_set *rfds, const fd_set *wfds)
+/* Read and act on the sockets select() found readable, and those with
+ * frames left from the last pass; then write: to those that have replies
+ * waiting, or room for more. A sender's replies are written at once,
+ * before the next socket is read, so an admin hears "Already sent."
+ * while its pushes are still being written (section 3). Returns 1 if
+ * frames are left for the next pass: it must come without waiting. */
+static int serve_ready(const fd_set *rfds, const fd_set *wfds)
 {
+    int more = 0;
     for (int fd = 0; fd <= srv.max_fd; fd++) {
         struct conn *c = &srv.conns[fd];
-        if (c->state == CONN_FREE || !FD_ISSET(fd, rfds))
+        if (c->state == CONN_FREE || (!FD_ISSET(fd, rfds) && !c->backlog))
             continue;
         conn_read(c);
         shed_load();
@@ -3630,9 +3900,13 @@ static void serve_ready(const fd_set *rfds, const fd_set *wfds)
         if (c->state != CONN_FREE && c->dirty)
             conn_flush(c);
     }
-    for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state != CONN_FREE && (srv.conns[fd].dirty || FD_ISSET(fd, wfds)))
-            conn_flush(&srv.conns[fd]);
+    for (int fd = 0; fd <= srv.max_fd; fd++) {
+        struct conn *c = &srv.conns[fd];
+        if (c->state != CONN_FREE && (c->dirty || FD_ISSET(fd, wfds)))
+            conn_flush(c);
+        more |= c->state != CONN_FREE && c->backlog && !c->paused;
+    }
+    return more;
 }
 
 /* The loop: wait, accept, read and act, write, repeat. Returns when a
@@ -3640,6 +3914,7 @@ static void serve_ready(const fd_set *rfds, const fd_set *wfds)
 static void serve(void)
 {
     int64_t stop_by = 0;
+    int more = 0;               /* frames wait: poll, do not sleep */
     fd_set rfds, wfds;
     FD_SET(srv.listen_fd, &srv.read_fds);
     srv.max_fd = srv.listen_fd;
@@ -3653,7 +3928,7 @@ static void serve(void)
             return;
         if (srv.next_timer_ms != 0 && srv.now_ms >= srv.next_timer_ms)
             timers();
-        int64_t wake = srv.next_timer_ms;
+        int64_t wake = more ? srv.now_ms : srv.next_timer_ms;
         if (srv.stopping && (wake == 0 || stop_by < wake))
             wake = stop_by;
         log_flush(0);           /* the log, before the replies it tells of */
@@ -3663,7 +3938,7 @@ static void serve(void)
             log_flush(0);
         if (srv.listen_fd >= 0 && FD_ISSET(srv.listen_fd, &rfds))
             accept_clients();
-        serve_ready(&rfds, &wfds);
+        more = serve_ready(&rfds, &wfds);
     }
 }
 

@@ -29,6 +29,7 @@ from wsclient import (OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Client, HandshakeRefu
                       report, skipped)
 
 TOKEN = "correct horse battery staple"
+STUDENT = "http://student.example"   # a page elsewhere: not this machine for admin
 
 
 def become_admin(c, token=None, **more):
@@ -97,10 +98,13 @@ def test_token():
 @case("token: a wrong one makes its address wait 1, 2, 4 ... s, logged once each")
 def test_penalty():
     with Server("-t", TOKEN, name="penalty") as srv:
-        c = Client(srv.port)
+        c = Client(srv.port, origin=STUDENT)   # not this machine's page: it may wait
         expect(wrong(become_admin(c, "guess 1")), "first guess")
         expect(refused(become_admin(c, "guess 2"), "wait"), "a guess at once after")
-        expect(refused(become_admin(c, TOKEN), "wait"), "even the right one waits")
+        expect(refused(become_admin(c, TOKEN), "your address"), "even the right one waits")
+        teacher = Client(srv.port)              # this machine: never locked out
+        expect(become_admin(teacher, TOKEN)["resp"] == "get connections",
+               "the teacher's right token here waits")
         other = Client(srv.port, source=("127.0.0.2", 0))
         expect(become_admin(other, TOKEN)["resp"] == "get connections",
                "another address does not wait")
@@ -141,7 +145,7 @@ def test_guess_rate():
 @case("token: 64 other addresses guessing do not flush a running penalty; a 65th waits")
 def test_penalty_flush():
     with Server("-t", TOKEN, "-q", name="penalty-flush") as srv:
-        c = Client(srv.port)
+        c = Client(srv.port, origin=STUDENT)
         expect(wrong(become_admin(c, "guess 1")), "first guess")
         others = []
         for i in range(64):
@@ -149,7 +153,8 @@ def test_penalty_flush():
             reply = become_admin(o, "other %d" % i)
             others.append(reply)
         expect(all(wrong(r) for r in others[:63]), "63 more addresses are weighed")
-        expect(refused(others[63], "wait"), "a 65th address waits while 64 penalties run")
+        expect(refused(others[63], "many addresses"),
+               "a 65th address waits while 64 penalties run, and is told why")
         expect(refused(become_admin(c, TOKEN), "wait"), "the first address was flushed")
 
 

@@ -21,7 +21,7 @@ import time
 from wsclient import (OP_CLOSE, OP_TEXT, Client, Server, case, expect, finish, sanitized,
                       TIMEOUT)
 
-SECRET = re.compile(r"^seat-[0-9a-f]{32}$")
+SECRET = re.compile(r"^seat-[0-9a-f]{4}[0-9a-f]{32}$")   # its slot, then 128 bits
 
 
 def seat(c, secret=None):

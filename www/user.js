@@ -3,25 +3,50 @@
 // "echo" and a push says "text": the two stay apart in the log. The name
 // is kept in this browser and sent again on every connection.
 //
-// The seat: on every connection the page first asks for its seat, with
-// the secret the server gave this tab before (sessionStorage: one seat
-// per tab, forgotten when the tab closes). After a drop of the Wi-Fi, the
-// new connection takes the same seat back, with its number, and the
-// pushes the server has not heard us acknowledge come again. Each push
+// The seat: the server gives this tab a secret for its seat (sessionStorage:
+// one seat per tab, forgotten when the tab closes). Every new connection
+// names the seat in its handshake, as a subprotocol beside "echo-protocol",
+// so it is the same user from its first byte: after a drop of the Wi-Fi or a
+// reload, it has its number back, and the pushes the server has not heard
+// us acknowledge come again. The secret goes only to the server that gave
+// it: a link with ?ws= to another server cannot take it there. Each push
 // has an id: it is shown once, however often it comes, and acknowledged
-// ("seen") every time, so the teacher sees it arrived.
+// ("seen") every time, so the teacher sees it arrived. The pushes shown are
+// kept for the tab too, and shown again, in order, after a reload.
 'use strict';
 
 const log = document.getElementById('log');
 const nameField = document.getElementById('name');
 const reconnectButton = document.getElementById('reconnect');
-const SHOWN_KEPT = 500;         // ids of pushes shown, remembered for this tab
-const shown = JSON.parse(sessionStorage.getItem('wspush-shown') || '[]');
+const SHOWN_KEPT = 200;         // pushes shown, kept for this tab (id, text, time)
+let shown = JSON.parse(sessionStorage.getItem('wspush-shown') || '[]');
 nameField.value = localStorage.getItem('wspush-name') || '';
+if (!Array.isArray(shown) || shown.some((p) => typeof p !== 'object')) shown = [];
+for (const p of shown) wspush.logLine(log, 'push', p.text, p.at);
+
+// The secret of this tab's seat, if the server at url gave it.
+function secretFor(url) {
+  const kept = JSON.parse(sessionStorage.getItem('wspush-seat') || 'null');
+  return kept && kept.server === url ? kept.secret : null;
+}
 
 function sendName() {
   const name = nameField.value.trim();
   if (name) conn.send({ req: 'set name', name });
+}
+
+// Keep what was shown for this tab; the oldest go when storage is short.
+function keepShown() {
+  shown.splice(0, Math.max(0, shown.length - SHOWN_KEPT));
+  for (;;) {
+    try {
+      sessionStorage.setItem('wspush-shown', JSON.stringify(shown));
+      return;
+    } catch (e) {
+      if (!shown.length) return;
+      shown.splice(0, Math.ceil(shown.length / 2));
+    }
+  }
 }
 
 // Show a push once, whatever comes again after a reconnection; say we saw it.
@@ -30,30 +55,35 @@ function showPush(obj) {
     wspush.logLine(log, 'push', String(obj.content));
     return;
   }
-  if (!shown.includes(obj.id)) {
-    wspush.logLine(log, 'push', String(obj.content));
-    shown.push(obj.id);
-    shown.splice(0, Math.max(0, shown.length - SHOWN_KEPT));
-    sessionStorage.setItem('wspush-shown', JSON.stringify(shown));
+  if (!shown.some((p) => p.id === obj.id)) {
+    const at = Date.now();
+    wspush.logLine(log, 'push', String(obj.content), at);
+    shown.push({ id: obj.id, text: String(obj.content), at });
+    keepShown();
   }
   conn.send({ req: 'seen', id: obj.id });
 }
 
 const conn = wspush.connect({
+  protocols(server) {
+    const secret = secretFor(server.url);
+    return secret ? [secret] : [];
+  },
   open() {
     reconnectButton.hidden = true;
-    const secret = sessionStorage.getItem('wspush-seat');
-    conn.send(secret ? { req: 'seat', secret } : { req: 'seat' });
+    conn.send({ req: 'seat' });
     conn.send({ req: 'get my key' });
     sendName();
   },
   message(obj) {
     if (obj.resp === 'seat') {
-      if (obj.secret !== sessionStorage.getItem('wspush-seat')) {
-        shown.length = 0;       // a new seat (a restarted server): new ids
-        sessionStorage.removeItem('wspush-shown');
+      const url = conn.server().url;
+      if (obj.secret !== secretFor(url)) {
+        // A new seat (a restarted server): new ids; what was shown stays.
+        shown.forEach((p) => { p.id = 'old ' + p.id; });
+        keepShown();
       }
-      sessionStorage.setItem('wspush-seat', obj.secret);
+      sessionStorage.setItem('wspush-seat', JSON.stringify({ server: url, secret: obj.secret }));
       document.getElementById('seat').textContent = '#' + obj.number;
     } else if (obj.resp === 'get my key') {
       document.getElementById('key').textContent = obj.content;

@@ -59,7 +59,8 @@ const wspush = (() => {
   // Keep one connection to the server open, reconnecting after 1, 2, 4 ...
   // up to 30 seconds; not after close 4000 (a teacher's kick) or 4001 (this
   // page's seat was taken by another tab with the same seat, a duplicate).
-  // handlers: open(), message(obj), status(state, text), kicked(reason).
+  // handlers: open(), message(obj), status(state, text), kicked(reason),
+  // and protocols(server): the subprotocols to offer, besides ours.
   // Returns { send(obj), reconnect(), server() }.
   function connect(handlers) {
     let socket = null;
@@ -77,7 +78,8 @@ const wspush = (() => {
     async function open() {
       server = server || await findServer();
       setStatus('connecting', 'connecting to ' + server.url);
-      socket = new WebSocket(server.url, 'echo-protocol');
+      const more = handlers.protocols ? handlers.protocols(server) : [];
+      socket = new WebSocket(server.url, ['echo-protocol', ...more]);
       // Every event goes to the console too, as on the tutorial's pages.
       socket.onopen = (event) => {
         console.log(event);
@@ -142,13 +144,14 @@ const wspush = (() => {
     };
   }
 
-  // Add a line to a log list: the time, a kind label and the text, all
-  // as text nodes. The newest line is scrolled into view. Returns it.
-  function logLine(list, kind, text) {
+  // Add a line to a log list: the time (now, or when), a kind label and
+  // the text, all as text nodes. The newest line is scrolled into view.
+  // Returns it.
+  function logLine(list, kind, text, when) {
     const item = document.createElement('li');
     item.className = kind;
     const time = document.createElement('time');
-    time.textContent = new Date().toLocaleTimeString();
+    time.textContent = new Date(when || Date.now()).toLocaleTimeString();
     const label = document.createElement('b');
     label.textContent = kind;
     const body = document.createElement('span');
