@@ -3022,6 +3022,8 @@ static void conn_input(struct conn *c, size_t len)
     if (c->state == CONN_CLOSING)
         pos += conn_skip_frames(c, p + pos, len - pos);
     c->in.len = 0;
+    if (c->state != CONN_OPEN)  /* a handler may have read it till now */
+        buf_free(&c->dec.msg);
     if (pos < len && buf_append(&c->in, p + pos, len - pos) < 0)
         conn_close(c);
 }
@@ -3113,8 +3115,7 @@ static void conn_closing(struct conn *c)
     c->skip = c->dec.in_frame ? c->dec.fr.len - c->dec.got : 0;
     c->deadline_ms = srv.now_ms + CLOSE_TIMEOUT_S * 1000;
     timer_at(c->deadline_ms);
-    buf_free(&c->in);
-    buf_free(&c->dec.msg);
+    buf_free(&c->in);           /* c->dec.msg: at the end of conn_input() */
     FD_SET(c->fd, &srv.read_fds);
     FD_SET(c->fd, &srv.write_fds);
 }
