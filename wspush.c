@@ -164,6 +164,7 @@ static const char *const field_name[N_FIELDS] = {
 struct request {
     struct span field[N_FIELDS];        /* p is NULL if not sent */
     struct span raw[N_FIELDS];
+    size_t decoded;             /* scratch bytes: strings with escapes  */
 };
 
 /* Record a failure and return PARSE_FAIL: a check reads as one line. */
@@ -186,6 +187,16 @@ static struct span cspan(const char *s)
 static int span_is(struct span s, const char *w)
 {
     return s.p != NULL && s.len == strlen(w) && memcmp(s.p, w, s.len) == 0;
+}
+
+/* True if the C string w, not empty, stands somewhere in s. */
+static int span_has(struct span s, const char *w)
+{
+    size_t n = strlen(w);
+    for (size_t i = 0; n > 0 && i + n <= s.len; i++)
+        if (s.p[i] == (unsigned char)w[0] && memcmp(s.p + i, w, n) == 0)
+            return 1;
+    return 0;
 }
 
 /* True if s[0..len) is the lowercase word w, ignoring ASCII case. */
@@ -1221,6 +1232,7 @@ static enum parse json_string(struct json *j, struct span *out, struct failure *
             return PARSE_FAIL;
     }
     j->used += n;
+    j->r->decoded = j->used;
     *out = (struct span){ o, n, 0 };
     return PARSE_DONE;
 }
@@ -1530,6 +1542,12 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     size_t from = t.p ? (size_t)(t.p - p) : len, to = t.p ? from + t.len : len;
     size_t start = len - d->payload_len;    /* where the last frame begins */
     size_t token_len = opt.token ? strlen(opt.token) : 0, show = upto;
+    /* A token written with escapes ("\u0063...") is found only decoded:
+     * a message that holds it so is hidden whole. */
+    if (token_len > 0 && span_has(span_of(srv.scratch, r->decoded), opt.token)) {
+        from = 0;
+        to = len;
+    }
     trace_frame(c, "<-", &d->fr, d->payload, from > start ? from - start : 0,
                 to > start ? to - start : 0);
     if (opt.quiet)
@@ -2145,8 +2163,9 @@ static void seat_take(struct conn *c, struct seat *s)
     struct seat *fresh = c->seat;
     if (s->conn != NULL) {
         struct conn *ghost = s->conn;
-        log_line(NULL, "Seat #%lu is back: closing its old connection from %s", s->number,
-                 ghost->addr);
+        if (!opt.quiet)
+            log_line(NULL, "Seat #%lu is back: closing its old connection from %s", s->number,
+                     ghost->addr);
         ghost->seat = NULL;
         seat_dropped(s);
         conn_fail(ghost, CLOSE_REPLACED, "this seat was taken by a new connection");
@@ -2217,7 +2236,8 @@ static void seats_due(void)
         } else if (srv.now_ms < end) {
             timer_at(end);
         } else {
-            log_line(NULL, "Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
+            if (!opt.quiet)
+                log_line(NULL, "Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
             seat_free(s, "away longer than -g allows");
             announce_users();
         }
@@ -2409,13 +2429,26 @@ static int list_due(struct conn *c)
  * since one machine may hold a whole /64. Behind a proxy we believe, the
  * client is the one its X-Forwarded-For names. */
 
+/* The address text addr as 16 bytes in a: IPv6 as it is, IPv4 as
+ * ::ffff:a.b.c.d. Returns 4 or 6, or 0 if addr is neither. */
+static int addr_bin(const char *addr, unsigned char a[16])
+{
+    memset(a, 0, 16);
+    if (inet_pton(AF_INET, addr, a + 12) == 1) {
+        a[10] = 0xff;
+        a[11] = 0xff;
+        return 4;
+    }
+    return inet_pton(AF_INET6, addr, a) == 1 ? 6 : 0;
+}
+
 /* True if the address text names this machine: 127.0.0.0/8 or ::1. */
 static int addr_is_loopback(const char *addr)
 {
     unsigned char a[16];
-    if (inet_pton(AF_INET, addr, a) == 1)
-        return a[0] == 127;
-    return inet_pton(AF_INET6, addr, a) == 1 && memcmp(a, &in6addr_loopback, 16) == 0;
+    int family = addr_bin(addr, a);
+    return (family == 4 && a[12] == 127) ||
+           (family == 6 && memcmp(a, &in6addr_loopback, 16) == 0);
 }
 
 /* True if a Host header, or an Origin's host, names this machine:
@@ -2447,8 +2480,9 @@ static int origin_is_local(struct span o)
 /* True if addr was named with -x: a proxy whose word we take. */
 static int addr_is_named_proxy(const char *addr)
 {
-    for (int i = 0; i < opt.n_proxies; i++)
-        if (strcmp(addr, opt.proxies[i]) == 0)
+    unsigned char a[16], x[16];
+    for (int i = 0; i < opt.n_proxies && addr_bin(addr, a) != 0; i++)
+        if (addr_bin(opt.proxies[i], x) != 0 && memcmp(a, x, 16) == 0)
             return 1;
     return 0;
 }
@@ -2478,7 +2512,7 @@ static int forwarded_addr(struct span v, char out[ADDR_LEN])
             return -1;
         memcpy(out, item.p, item.len);
         out[item.len] = '\0';
-        if (inet_pton(memchr(item.p, ':', item.len) ? AF_INET6 : AF_INET, out, bin) != 1)
+        if (addr_bin(out, bin) == 0)
             return -1;
         if (start == 0 || !addr_is_named_proxy(out))
             return 0;
@@ -2525,13 +2559,8 @@ static int addr_is_neighbour(const unsigned char a[16])
  * zero. */
 static void addr_host(const char *addr, unsigned char host[16])
 {
-    memset(host, 0, 16);
-    if (inet_pton(AF_INET, addr, host + 12) == 1) {
-        host[10] = 0xff;
-        host[11] = 0xff;
-    } else if (inet_pton(AF_INET6, addr, host) == 1 && !addr_is_neighbour(host)) {
+    if (addr_bin(addr, host) == 6 && !addr_is_neighbour(host))
         memset(host + 8, 0, 8);
-    }
 }
 
 /* What addr_host() counts for addr, as text in out, for the log: addr
@@ -2541,7 +2570,7 @@ static const char *addr_unit(const char *addr, const unsigned char host[16],
 {
     unsigned char a[16];
     snprintf(out, ADDR_LEN + 4, "%s", addr);
-    if (inet_pton(AF_INET6, addr, a) == 1 && memcmp(a, host, 16) != 0 &&
+    if (addr_bin(addr, a) == 6 && memcmp(a, host, 16) != 0 &&
         inet_ntop(AF_INET6, host, out, ADDR_LEN) != NULL)
         snprintf(out + strlen(out), 4, "/64");
     return out;
@@ -3175,7 +3204,8 @@ static void conn_fail(struct conn *c, int code, const char *why)
 {
     if (c->state != CONN_OPEN)
         return;
-    log_line(NULL, "Closing %s (%s): %d %s", c->key, c->addr, code, why);
+    if (!opt.quiet || code < CLOSE_KICKED)  /* 4000, 4001: events, not faults */
+        log_line(NULL, "Closing %s (%s): %d %s", c->key, c->addr, code, why);
     trace(c, "failing: close %d (%s): %s", code, close_meaning((unsigned)code), why);
     if (c->due_why != NULL)
         conn_closing(c);        /* the close goes when the message ends */
