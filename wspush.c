@@ -91,7 +91,7 @@
 #define LOG_BUFFER           (256 << 10)/* log bytes waiting for stdout       */
 #define LOG_TABLE_S          1          /* a role table at most this often    */
 #define READ_CHUNK           (256 << 10)/* bytes asked of each read()         */
-#define MAX_FRAMES_PER_PASS  16         /* one client's frames per wake-up    */
+#define MAX_FRAMES_PER_PASS  16         /* one address's frames per wake-up   */
 #define PREFIXES_S           10         /* this machine's prefixes reread     */
 #define ACCEPT_BATCH         64         /* accept() calls per wake-up         */
 #define LOG_MESSAGE_MAX      200        /* bytes of a message that are logged */
@@ -99,6 +99,7 @@
 #define TRACE_PREVIEW        32         /* payload bytes -v shows per frame   */
 #define LOOKUP_BITS          11         /* the key table has 2^11 slots       */
 #define LOOKUP_SLOTS         (1 << LOOKUP_BITS)
+#define SHARE_SLOTS          (2 * FD_SETSIZE)   /* addresses' shares of a pass */
 
 #if MAX_CLIENTS + MAX_PENDING + 16 > FD_SETSIZE || LOOKUP_SLOTS < 2 * MAX_CLIENTS
 #error "select() watches fds below FD_SETSIZE; the key table must stay half empty"
@@ -527,6 +528,12 @@ struct holding {                /* what one address holds (section 16)  */
     int seats, away;            /* seats, here or away; those away      */
     size_t bytes, away_bytes;   /* buffers and pushes; those of seats away */
 };
+struct share {                  /* what an address may do in one pass   */
+    unsigned char host[16];     /* as addr_host() counts it (section 16) */
+    unsigned long pass;         /* the pass it is for; an older one: free */
+    int frames;                 /* frames it may still handle           */
+    size_t bytes;               /* bytes it may still read              */
+};
 struct burst {                  /* refusals of one address, one reason  */
     char addr[ADDR_LEN + 4];    /* as addr_unit() writes it             */
     const char *why;            /* NULL: the slot is free               */
@@ -557,6 +564,8 @@ static struct server {
     struct buf reply;                   /* a reply before it is queued  */
     struct penalty penalties[PENALTY_SLOTS];
     struct holding holdings[MAX_CLIENTS + FD_SETSIZE];  /* holder_of_most() */
+    struct share shares[SHARE_SLOTS];   /* this pass's, by address      */
+    unsigned long pass;                 /* passes of the loop so far    */
     unsigned char nets[MAX_ADDRESSES][2][16];   /* our IPv6 prefixes:    */
     int n_nets;                         /* ... address and mask, and    */
     int64_t nets_ms;                    /* ... when they were read      */
@@ -2583,6 +2592,34 @@ static void conn_set_addr(struct conn *c, const char *addr)
     addr_host(addr, c->host);
 }
 
+/* The share of this pass of c's address, found, or begun with
+ * MAX_FRAMES_PER_PASS frames and READ_CHUNK bytes: all sockets of one
+ * address share them, so that a student's 64 sockets cannot make a
+ * classmate wait 64 times as long. With -c 0 (a class behind one
+ * address) each socket has its own. The table is reset each pass by its
+ * number: a slot of an older pass is free, and a search stops there, as
+ * every slot before it was taken in this pass. */
+static struct share *share_of(const struct conn *c)
+{
+    unsigned char key[16] = { 0 };
+    uint64_t h = srv.seed;
+    if (opt.max_per_addr > 0)
+        memcpy(key, c->host, 16);
+    else
+        memcpy(key, &c->fd, sizeof c->fd);
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 0x100000001b3ULL;
+    for (size_t i = (size_t)(h % SHARE_SLOTS);; i = (i + 1) % SHARE_SLOTS) {
+        struct share *s = &srv.shares[i];
+        if (s->pass != srv.pass) {
+            *s = (struct share){ { 0 }, srv.pass, MAX_FRAMES_PER_PASS, READ_CHUNK };
+            memcpy(s->host, key, 16);
+        }
+        if (memcmp(s->host, key, 16) == 0)
+            return s;
+    }
+}
+
 /* How many sockets come from host. */
 static int count_from(const unsigned char host[16])
 {
@@ -2985,25 +3022,28 @@ static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
 /* Run WebSocket bytes p[0..len) through c's decoder and act on each
  * message and control frame. Returns how many bytes it used: all, but
  * for part of a frame header, what waits while c is paused, or what is
- * past c's share of this pass: MAX_FRAMES_PER_PASS frames. */
+ * past the frames of its address's share of this pass (share_of()). */
 static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
 {
     size_t pos = 0, used;
     struct failure f;
     struct decoder *d = &c->dec;
-    for (int frames = 0; c->state == CONN_OPEN; frames++) {
+    struct share *share = share_of(c);          /* section 16 */
+    while (c->state == CONN_OPEN) {
         /* Flow control: while our replies to c wait, c waits too. */
         if (c->out.len > opt.max_queue && !d->in_frame) {
             c->paused = 1;
             FD_CLR(c->fd, &srv.read_fds);
             return pos;
         }
-        /* Fairness: the rest waits for the next pass, so that a client
-         * sending without pause cannot keep the others waiting. */
-        if (frames == MAX_FRAMES_PER_PASS) {
+        /* Fairness: past its address's share of this pass, the rest
+         * waits for the next, so that a student sending without pause
+         * cannot keep the others waiting. */
+        if (share->frames == 0) {
             c->backlog = 1;
             return pos;
         }
+        share->frames--;
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
         pos += used;
         if (r == PARSE_MORE)
@@ -3057,19 +3097,22 @@ static void conn_input(struct conn *c, size_t len)
         conn_close(c);
 }
 
-/* Read what c's peer sent and act on it; the end of the stream means the
- * peer is gone. Frames left from the last pass (c->backlog) are handled
- * before anything more is read. */
+/* Read what c's peer sent, within its address's share of this pass, and
+ * act on it; the end of the stream means the peer is gone. Frames left
+ * from the last pass (c->backlog) are handled before more is read. */
 static void conn_read(struct conn *c)
 {
     size_t have = c->state == CONN_CLOSING && c->close_seen ? 0 : c->in.len;
+    struct share *share = share_of(c);          /* section 16 */
+    size_t room = sizeof srv.read_buf - have;
     ssize_t n = 0;
-    if (c->paused)
-        return;
+    if (c->paused || share->frames == 0 || (share->bytes == 0 && !c->backlog))
+        return;                 /* its turn comes in the next pass */
     if (have > 0)
         memcpy(srv.read_buf, c->in.data, have);
     if (!c->backlog)
-        n = read(c->fd, srv.read_buf + have, sizeof srv.read_buf - have);
+        n = read(c->fd, srv.read_buf + have, share->bytes < room ? share->bytes : room);
+    share->bytes -= n > 0 ? (size_t)n : 0;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0 || (n == 0 && !c->backlog)) {
@@ -3920,8 +3963,12 @@ static void accept_clients(void)
  * frames are left for the next pass: it must come without waiting. */
 static int serve_ready(const fd_set *rfds, const fd_set *wfds)
 {
-    int more = 0;
-    for (int fd = 0; fd <= srv.max_fd; fd++) {
+    int more = 0, n = srv.max_fd + 1;
+    srv.pass++;                 /* every address's share is whole again */
+    for (int k = 0; k < n; k++) {
+        /* Each pass begins one socket further on, so that an address's
+         * share goes to each of its sockets in turn. */
+        int fd = (int)((srv.pass + (unsigned long)k) % (unsigned long)n);
         struct conn *c = &srv.conns[fd];
         if (c->state == CONN_FREE || (!FD_ISSET(fd, rfds) && !c->backlog))
             continue;
