@@ -1900,12 +1900,13 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
  *   a push with "ref":R                -> for each user, at each step,
  *        {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"}
  * The tutorial's admin page knows none of these, and gets a list only when
- * it asks. A watcher's list is written when its queue is empty (in
- * conn_flush()), so a burst of comings and goings costs one list.
- * Seats (section 6): a page that comes back with its secret takes its seat
- * back, with every push it has not acknowledged, sent again (the page
- * shows each id once). A seat with no connection waits -g seconds, away,
- * and queues what is pushed to it; then it is gone, its pushes lost. */
+ * it asks. A watcher's list is written when its queue is empty
+ * (list_due()), so a burst of comings and goings costs one list.
+ * Seats (section 6): a page that comes back names its seat in its
+ * handshake (section 10) and is that user again from its first byte,
+ * with every push it has not acknowledged sent again (the page shows each
+ * id once). A seat with no connection waits -g seconds, away, and queues
+ * what is pushed to it; then it is gone, its pushes lost. */
 
 /* Tell the admin that made push p, if it sent a "ref" and is still the
  * same socket, what became of p for user number: its state, and for a
