@@ -396,11 +396,14 @@ static void drop(struct client *c)
 }
 
 /* What c is sent last is queued: c leaves the table, and the socket
- * closes once the peer has closed too (see the top), CLOSE_TIME at most. */
+ * closes once the peer has closed too (see the top), CLOSE_TIME at most.
+ * What comes meanwhile is read into buf and forgotten: buf is emptied, as a
+ * full one (a 431) leaves read() no room, and a read() of 0 bytes returns 0. */
 static void start_close(struct client *c)
 {
     leave(c);
     c->closing = 1;
+    c->len = 0;
     c->deadline = time(NULL) + CLOSE_TIME;
 }
 

@@ -356,6 +356,47 @@ def test_close():
         srv.stop()
 
 
+def tcp_state(s):
+    """The kernel's state of our end of s (Linux's TCP_INFO): 8 after the
+    peer's FIN, 7 once it is all over."""
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def ends_cleanly(s):
+    """Read to the server's FIN, then send more and close our side, as a
+    client that has not read its answer yet might. Returns what came before
+    the FIN; raises if the server reset the connection instead (a close()
+    with our bytes unread), which can destroy an answer on its way."""
+    try:
+        got = recv_all(s)
+        s.sendall(b"still here")            # the server must read on until our FIN
+        s.shutdown(socket.SHUT_WR)
+        deadline = time.time() + TIMEOUT
+        while tcp_state(s) != 7 and time.time() < deadline:
+            time.sleep(0.01)
+        error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError as e:
+        error = e.errno
+    expect(tcp_state(s) == 7, "the connection did not end")
+    expect(error == 0, "a reset (%s), not a clean FIN" % os.strerror(error))
+    return got
+
+
+@case("lesson 6: a 431 or a 400 is whole, then a clean FIN, however much the client sends on")
+def test_refused():
+    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+        for head, answer in ((b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000,
+                              b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"),
+                             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                              b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")):
+            t = tcp(srv.port)
+            t.sendall(head + b"more " * 20000)      # more than the head's buffer takes
+            got = ends_cleanly(t)
+            expect(got == answer, "%r, expected %r" % (got, answer))
+            t.close()
+        srv.stop()
+
+
 def short_times(seconds):
     """Lesson 6 built from a copy of its source whose deadlines are all
     SECONDS long, so that a test can watch them pass."""
@@ -592,7 +633,8 @@ def test_limits_documented():
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
-              test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
+              test_push, test_nonblocking, test_not_reading, test_close, test_refused,
+              test_deadlines,
               test_carried_over, test_tour, test_first_reading, test_function_length,
               test_limits_documented):
         if not only or t.__name__ in only:
