@@ -13,16 +13,19 @@
  *   - Deadlines: a request head within HEAD_TIME seconds; a client silent
  *     for IDLE_TIME is pinged, and dropped if silent as long again; a
  *     close within CLOSE_TIME. select() sleeps until the nearest one.
+ * Replies are lesson 5's: the tutorial's, byte for byte, while "req" and
+ * "text" are strings; lesson 5's header and lessons/README.md say where not.
  * Build: cc -o nonblocking lessons/06-nonblocking.c sha1.c
  * Run:   ./nonblocking 8080
  * Try:   with the tutorial's pages open, run `nc localhost 8080` in a
  *        terminal and wait: HEAD_TIME seconds later it is dropped, and the
  *        pages never knew. Sixteen of them fill lesson 5 for good.
- * Left out: the queue's size is fixed, not -s (queue_frame()); a client
- *        whose queue does not move is dropped only once it is full
- *        (conn_timers() gives it SEND_TIMEOUT_S); reading from a client
- *        with a long queue is not paused (conn_flush()); timers to the
- *        millisecond (timer_at()); a close frame's reason and a look for
+ * Exercise: add #define SEND_TIME 10, and drop a client whose queue has not
+ *        moved for SEND_TIME seconds, full or not; one that reads slowly
+ *        stays. Check: python3 lessons/check.py 06 FILE (it makes SEND_TIME 2)
+ * Left out: the queue's size is fixed, not -s (queue_frame()); reading from
+ *        a client with a long queue is not paused (conn_flush()); timers to
+ *        the millisecond (timer_at()); a close frame's reason, and a look for
  *        the peer's close among its frames (conn_skip_frames()); lesson 5's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>

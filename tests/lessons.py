@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-from wsclient import (OUT, ROOT, Client, accept_for, case, expect, finish, mask_bytes, new_key,
-                      report, upgrade_request, TIMEOUT)
+from wsclient import (OUT, ROOT, Client, Skip, accept_for, case, expect, finish, mask_bytes,
+                      new_key, report, upgrade_request, TIMEOUT)
 import scenario
 
 LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
@@ -297,6 +297,85 @@ def tutorial_checks(srv):
     expect(head.startswith(b"HTTP/1.1 400"), "a key that is not base64: %r" % head)
     s.sendall(b"\x81\xfe\x10\x00abcd" + b'{"req":')      # vanishes mid-frame
     s.close()
+
+
+# Where lessons 5 and 6 answer otherwise than the tutorial's server.js, as
+# lessons/README.md's table gives it: (request, theirs, ours); theirs None:
+# the tutorial's server crashes; ours None: the lessons' error reply.
+DIFFERENCES = [
+    (b'{"req":"text","text":5}', b'{"resp":"text","content":5}', b'{"resp":"text"}'),
+    (b'{"req":"text","text":{"b":1,"2":[1.50,1e3]}}',
+     b'{"resp":"text","content":{"2":[1.5,1000],"b":1}}', b'{"resp":"text"}'),
+    (b'{"req":"text","text":"\\ud800"}', b'{"resp":"text","content":"\\ud800"}', None),
+    (b'{"req":5,"text":"x"}', b'{"resp":5,"content":"x"}', None),
+    (b'{"text":"x"}', b'{"content":"x"}', None),
+    (b'[1]', b'{}', None),
+    (b'null', None, None),
+    (b'{"req":', None, None),
+    (b'{"req":"a","x":tru}', None, b'{"resp":"a"}'),
+]
+MALFORMED = b'{"resp":"error","content":"malformed request"}'
+
+
+def answer_to(port, request):
+    """The reply to one request on a new WebSocket, or None if the
+    connection ends instead."""
+    s, head = handshake(port, new_key())
+    expect(head.startswith(b"HTTP/1.1 101 "), head)
+    send_text(s, request)
+    try:
+        op, _, payload = read_frame(s)
+    except (ValueError, ConnectionError):   # the connection ended
+        return None
+    finally:
+        s.close()
+    expect(op == 1, "opcode %d" % op)
+    return payload
+
+
+@case("lessons 5 and 6: where they differ from the tutorial's server, they answer as "
+      "lessons/README.md's table says, and its table is this test's")
+def test_differences():
+    with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+        text = f.read().split("## Where lessons 5 and 6 differ")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| `(.+?)` \| (.+?) \| (.+?) \|$", text, re.M)
+    told = [(r.encode(), None if t == "crashes" else t.strip("`").encode(),
+             None if o == "error" else o.strip("`").encode()) for r, t, o in rows]
+    expect(told == DIFFERENCES, "lessons/README.md's table: %r" % told)
+    for name in ("05-push", "06-nonblocking"):
+        with Lesson(build(name, ASAN, "asan")) as srv:
+            for request, _, ours in DIFFERENCES:
+                got = answer_to(srv.port, request)
+                expect(got == (ours or MALFORMED), "%s: %s gets %r" % (name, request, got))
+            srv.stop()
+
+
+def crashes(port, request):
+    """True if request ends the connection unanswered, and the server with it."""
+    if answer_to(port, request) is not None:
+        return False
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@case("the tutorial's server.js answers lessons/README.md's requests as its table says")
+def test_differences_tutorial():
+    got = scenario.with_node(lambda port: [answer_to(port, r) for r, theirs, _ in DIFFERENCES
+                                           if theirs is not None])
+    if isinstance(got, str):
+        return Skip(got + " (apt-get install nodejs)")
+    expect(got == [theirs for _, theirs, _ in DIFFERENCES if theirs is not None],
+           "the tutorial's server answered %r" % got)
+    for request, theirs, _ in DIFFERENCES:
+        if theirs is None:
+            expect(scenario.with_node(lambda port: crashes(port, request)) is True,
+                   "the tutorial's server did not crash on %s" % request)
 
 
 @case("lesson 5: the tutorial's scenario, byte-identical to its server's replies")
@@ -633,10 +712,9 @@ def test_limits_documented():
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
-              test_push, test_nonblocking, test_not_reading, test_close, test_refused,
-              test_deadlines,
-              test_carried_over, test_tour, test_first_reading, test_function_length,
-              test_limits_documented):
+              test_push, test_nonblocking, test_differences, test_differences_tutorial,
+              test_not_reading, test_close, test_refused, test_deadlines, test_carried_over,
+              test_tour, test_first_reading, test_function_length, test_limits_documented):
         if not only or t.__name__ in only:
             t()
     finish()
