@@ -20,13 +20,15 @@
  * Try:   with the tutorial's pages open, run `nc localhost 8080` in a
  *        terminal and wait: HEAD_TIME seconds later it is dropped, and the
  *        pages never knew. Sixteen of them fill lesson 5 for good.
- * Exercise: add #define SEND_TIME 10, and drop a client whose queue has not
- *        moved for SEND_TIME seconds, full or not; one that reads slowly
- *        stays. Check: python3 lessons/check.py 06 FILE (it makes SEND_TIME 2)
- * Left out: the queue's size is fixed, not -s (queue_frame()); reading from
- *        a client with a long queue is not paused (conn_flush()); timers to
- *        the millisecond (timer_at()); a close frame's reason, and a look for
- *        the peer's close among its frames (conn_skip_frames()); lesson 5's. */
+ * Exercise: count deadlines in milliseconds on clock_gettime()'s monotonic
+ *        clock: each on time, not up to a second early; select() still
+ *        sleeps until the nearest. Check: python3 lessons/check.py 06 FILE
+ * Left out: the queue's size is fixed, not -s (queue_frame()); a client
+ *        whose queue does not move is dropped only once it is full
+ *        (conn_timers() gives it SEND_TIMEOUT_S); reading from a client
+ *        with a long queue is not paused (conn_flush()); a close frame's
+ *        reason and a look for the peer's close among its frames
+ *        (conn_skip_frames()); lesson 5's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -398,10 +400,9 @@ static void drop(struct client *c)
     c->fd = -1;
 }
 
-/* What c is sent last is queued: c leaves the table, and the socket
- * closes once the peer has closed too (see the top), CLOSE_TIME at most.
- * What comes meanwhile is read into buf and forgotten: buf is emptied, as a
- * full one (a 431) leaves read() no room, and a read() of 0 bytes returns 0. */
+/* What c is sent last is queued: c leaves the table, and the socket closes
+ * once the peer has too (see the top), CLOSE_TIME at most. Till then, what
+ * comes is read into buf, emptied: read() into a full one (a 431) returns 0. */
 static void start_close(struct client *c)
 {
     leave(c);

@@ -177,7 +177,8 @@ def test_builds():
         build(name, STRICT, "strict")
 
 
-@case("lessons: each keeps to its line budget (85, 150, 250, 350, 600, 700)")
+@case("lessons: each keeps to its line budget (80, 150, 250, 350, 600, 700); lessons/README.md "
+      "gives each lesson's and each answer's length, and how far an answer is over")
 def test_budgets():
     for name, budget in LESSONS:
         with open(source(name)) as f:
@@ -187,6 +188,23 @@ def test_budgets():
             told = re.search(r"\| \[%s\.c\]\(%s\.c\) \| (\d+) \|" % (name, name), f.read())
         expect(told and int(told.group(1)) == n, "lessons/README.md gives %s %s lines, not %d"
                % (name, told and told.group(1), n))
+    # The answers may be a little over; lessons/README.md says by how much.
+    with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+        readme = f.read()
+    over = {}
+    for name, budget in LESSONS:
+        with open(os.path.join(ROOT, "lessons", "answers", name + ".c")) as f:
+            n = len(f.read().splitlines())
+        told = re.search(r"\(answers/%s\.c\): (\d+) lines" % name, readme)
+        expect(told and int(told.group(1)) == n, "lessons/README.md gives answers/%s.c %s "
+               "lines, not %d" % (name, told and told.group(1), n))
+        if n > budget:
+            over[name[:2]] = str(n - budget)
+        expect(n <= budget + 25, "answers/%s.c is %d lines over" % (name, n - budget))
+    said = readme.split("line\nbudget (80, 150, 250, 350, 600, 700) allows, by a little:")[1]
+    said = dict(re.findall(r"(\d\d) by (\d+)", said.split(".")[0]))
+    expect(said == over, "lessons/README.md says the answers are over by %s; they are %s"
+           % (said, over))
 
 
 @case("lesson 1: echoes a TCP client; the next one waits its turn")
@@ -368,14 +386,17 @@ def crashes(port, request):
 def test_differences_tutorial():
     got = scenario.with_node(lambda port: [answer_to(port, r) for r, theirs, _ in DIFFERENCES
                                            if theirs is not None])
-    if isinstance(got, str):
+    if got == "node is not installed":
         return Skip(got + " (apt-get install nodejs)")
+    if isinstance(got, str):
+        return Skip(got)
     expect(got == [theirs for _, theirs, _ in DIFFERENCES if theirs is not None],
            "the tutorial's server answered %r" % got)
     for request, theirs, _ in DIFFERENCES:
         if theirs is None:
-            expect(scenario.with_node(lambda port: crashes(port, request)) is True,
-                   "the tutorial's server did not crash on %s" % request)
+            crashed = scenario.with_node(lambda port: crashes(port, request))
+            expect(crashed is True, "the tutorial's server did not crash on %s: %s"
+                   % (request, crashed))
 
 
 @case("lesson 5: the tutorial's scenario, byte-identical to its server's replies")
@@ -551,6 +572,82 @@ def test_carried_over():
     expect(kept >= 0.8 * len(before), "only %d lines carried over" % kept)
 
 
+# Each exercise's step at which lessons/check.py must stop the lesson as
+# shipped: the exercise itself, not a step the lesson already passes.
+EXERCISE_STEPS = {"01": "./echo 0", "02": "a 17th client waits", "03": "version 8 gets 426",
+                  "04": "a message in three frames", "05": "409 Conflict",
+                  "06": "dropped 2 s after it came"}
+
+
+def check_exercise(nn, path):
+    """Run lessons/check.py NN PATH: (exit status, its output)."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "lessons", "check.py"), nn, path],
+                          capture_output=True, text=True, timeout=180)
+    return done.returncode, done.stdout + done.stderr
+
+
+def not_yet(output):
+    """The step lessons/check.py stopped at, and why."""
+    return output.split("NOT YET  ")[1].split("\nexercise ")[0] if "NOT YET  " in output else ""
+
+
+def exercise_case(name):
+    nn = name[:2]
+
+    @case("exercise %s: lessons/check.py fails the lesson as shipped at its exercise, and "
+          "passes lessons/answers/%s.c (which builds with -std=c99 -Wall -Wextra -Werror)"
+          % (nn, name))
+    def run():
+        answer = os.path.join(ROOT, "lessons", "answers", name + ".c")
+        cmd = one_command(name)
+        with open(source(name)) as f:
+            expect(cmd and "Exercise:" in f.read(), "%s has no Exercise:" % name)
+        os.makedirs(BIN, exist_ok=True)
+        with open(answer) as f:
+            told = re.search(r"Build: (cc -o \S+ lessons/answers/\S+\.c(?: sha1\.c)?)", f.read())
+        expect(told and told.group(1).split()[4:] == cmd[4:],
+               "answers/%s.c: no \"Build:\" line like the lesson's" % name)
+        done = subprocess.run(["cc"] + STRICT + ["-o", os.path.join(BIN, name + "-answer"),
+                               answer] + cmd[4:], cwd=ROOT, capture_output=True, text=True)
+        expect(done.returncode == 0, "answers/%s.c: %s" % (name, done.stderr[-600:]))
+        status, output = check_exercise(nn, source(name))
+        expect(status == 1 and EXERCISE_STEPS[nn] in not_yet(output),
+               "on the lesson as shipped: status %d, %s" % (status, output[-900:]))
+        status, output = check_exercise(nn, answer)
+        expect(status == 0 and "exercise %s: done" % nn in output,
+               "on the answer: status %d, %s" % (status, output[-900:]))
+    run()
+
+
+def near_miss(nn, path, edit):
+    """A copy of lessons/PATH with edit (old, new) made, in tests/out."""
+    with open(os.path.join(ROOT, "lessons", path)) as f:
+        text = f.read()
+    expect(edit[0] in text, "%s no longer has %r" % (path, edit[0]))
+    os.makedirs(BIN, exist_ok=True)
+    copy = os.path.join(BIN, "near-miss-%s.c" % nn)
+    with open(copy, "w") as f:
+        f.write(text.replace(edit[0], edit[1]))
+    return copy
+
+
+@case("exercises: lessons/check.py stops answers that are nearly right where they go wrong "
+      "(port 0 printed as 0; a 17th client that waits while select() spins)")
+def test_near_misses():
+    for nn, path, edit, why in (
+            ("01", "01-echo.c", ("if (port < 1 ||", "if (port < 0 ||"), "it printed port 0"),
+            ("02", "answers/02-select.c", ("        if (free_place != -1)\n            FD_SET(",
+                                           "        FD_SET("), "s of CPU in")):
+        status, output = check_exercise(nn, near_miss(nn, path, edit))
+        expect(status == 1 and why in not_yet(output), "%s: status %d, %s"
+               % (path, status, output[-900:]))
+
+
+def test_exercises():
+    for name, _ in LESSONS:
+        exercise_case(name)
+
+
 @case("TOUR.md, lessons/README.md and each lesson's \"Left out\" name only wspush.c functions that exist")
 def test_tour():
     with open(os.path.join(ROOT, "TOUR.md")) as f:
@@ -714,7 +811,8 @@ def main():
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
               test_push, test_nonblocking, test_differences, test_differences_tutorial,
               test_not_reading, test_close, test_refused, test_deadlines, test_carried_over,
-              test_tour, test_first_reading, test_function_length, test_limits_documented):
+              test_exercises, test_near_misses, test_tour, test_first_reading,
+              test_function_length, test_limits_documented):
         if not only or t.__name__ in only:
             t()
     finish()
