@@ -4,7 +4,7 @@
 #
 #   ./test.sh          everything (what CI runs)
 #   ./test.sh quick    the builds, unit tests, the tutorial's scenario,
-#                      conformance --quick and the lessons: under a minute,
+#                      conformance --quick and the lessons: about 90 s,
 #                      for checking an exercise or a change (make check)
 #
 # Each part prints PASS:, FAIL: or SKIPPED: lines. A part that cannot run

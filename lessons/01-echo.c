@@ -9,9 +9,10 @@
  * kernel completes the TCP handshake, not accept(): a client may connect,
  * and send, before the server accepts it.
  * Build: cc -o echo lessons/01-echo.c        Run: ./echo 8080
- * Try:   nc 127.0.0.1 8080, type a line: it comes back. In a second nc,
- *        type a line: nothing yet; quit the first, and it comes back at
- *        once: the kernel held it until accept().
+ * Try:   nc 127.0.0.1 8080, type a line: it comes back. A second nc waits
+ *        until the first quits: the kernel held it until accept().
+ * Exercise: make ./echo 0 bind a free port the kernel picks, and print it
+ *        (getsockname()). Check: python3 lessons/check.py 01 FILE
  * Left out: more than one client at a time (lesson 2; serve() in wspush.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>

@@ -7,6 +7,9 @@
  * Build: cc -o select lessons/02-select.c     Run: ./select 8080
  * Try:   open three nc 127.0.0.1 8080 at once; each gets its own lines back.
  *        A seventeenth client is told "server is full" and closed.
+ * Exercise: make the seventeenth wait instead, held by the kernel as in
+ *        lesson 1, until a place is free; it is then served as any other,
+ *        and no CPU is spent meanwhile. Check: python3 lessons/check.py 02 FILE
  * Left out: a client that sends but never reads can block our write()
  *        (wspush.c queues its output in c->out and writes what the socket
  *        takes: conn_flush()); timeouts for silent clients (conn_timers()). */

@@ -13,9 +13,12 @@
  * Build: cc -o handshake lessons/03-handshake.c sha1.c   Run: ./handshake 8080
  * Try:   in a browser's console, new WebSocket('ws://localhost:8080/'):
  *        it opens, and this server prints how it made the accept value.
+ * Exercise: a Sec-WebSocket-Version that is not 13, or none, gets "426
+ *        Upgrade Required" with the header Sec-WebSocket-Version: 13, and
+ *        is closed (§4.2.2). Check: python3 lessons/check.py 03 FILE
  * Left out: frames (lesson 4); the other checks of §4.2.1, such as the
- *        Upgrade and Version headers and a key of base64 (http_check()
- *        in wspush.c); a slow client's deadline (conn_timers()). */
+ *        Upgrade header and a key of base64 (http_check() in wspush.c);
+ *        a slow client's deadline (conn_timers()). */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>
 #include <signal.h>

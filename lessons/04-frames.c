@@ -14,6 +14,12 @@
  *          ws.onmessage = (e) => console.log(e.data);
  *          ws.send('Hello')
  *        and read the frame this server prints for it.
+ * Exercise: take a message in several frames (§5.4): a text frame without
+ *        FIN, continuation frames (opcode 0), the last with FIN; echo it
+ *        whole, in one frame. Pings may come between them. A continuation
+ *        with no message begun, a new message before the last one ended, or
+ *        a control frame without FIN: 1002; the whole over MAX_MESSAGE: 1009.
+ *        Check: python3 lessons/check.py 04 FILE
  * Left out: messages in several frames, and binary ones (refused with 1003:
  *        frame_decode() in wspush.c); the UTF-8 check of text (utf8_check());
  *        waiting for the peer's close before closing the socket

@@ -8,14 +8,17 @@
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K; the admin
  *          hears "Already sent.", or if K has gone, "Refresh user list..."
  *   {"req":R,"text":T}         -> {"resp":R,"content":T}: the echo
- * Replies are the tutorial's, byte for byte, as JSON.stringify writes them.
+ * Replies are the tutorial's, byte for byte, while R and T are strings, as
+ * its pages send them. Else (lessons/README.md lists each case): a T that
+ * is not a string is left out ("text":5 gets {"resp":"text"}, not
+ * "content":5, which would take a JSON writer); no R, a lone surrogate or
+ * bad JSON gets an error (the tutorial's server answers oddly, or crashes).
  * Build: cc -o push lessons/05-push.c sha1.c     Run: ./push 8080
- * Try:   the tutorial's own user.html and admin.html (served by XAMPP, say):
- *        open two users and an admin, and push to each user.
- * Left out: anyone may be admin, as in the tutorial (may_be_admin()); a
- *        second connection with the same key is let in (409 in wspush.c);
- *        JSON's fine print (json_value()); a client that does not read
- *        stops everyone, as write() waits for it (lesson 6); lesson 4's. */
+ * Try:   the tutorial's user.html and admin.html: push to each of two users.
+ * Exercise: a second WebSocket with a key already open gets "HTTP/1.1 409
+ *        Conflict"; the first stays. Check: python3 lessons/check.py 05 FILE
+ * Left out: anyone may be admin (may_be_admin()); JSON's fine print
+ *        (json_value()); one client not reading stops all (lesson 6); lesson 4's. */
 #define _POSIX_C_SOURCE 200809L
 #include <netinet/in.h>
 #include <signal.h>

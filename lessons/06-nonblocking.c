@@ -13,17 +13,22 @@
  *   - Deadlines: a request head within HEAD_TIME seconds; a client silent
  *     for IDLE_TIME is pinged, and dropped if silent as long again; a
  *     close within CLOSE_TIME. select() sleeps until the nearest one.
+ * Replies are lesson 5's: the tutorial's, byte for byte, while "req" and
+ * "text" are strings; lesson 5's header and lessons/README.md say where not.
  * Build: cc -o nonblocking lessons/06-nonblocking.c sha1.c
  * Run:   ./nonblocking 8080
  * Try:   with the tutorial's pages open, run `nc localhost 8080` in a
  *        terminal and wait: HEAD_TIME seconds later it is dropped, and the
  *        pages never knew. Sixteen of them fill lesson 5 for good.
+ * Exercise: count deadlines in milliseconds on clock_gettime()'s monotonic
+ *        clock: each on time, not up to a second early; select() still
+ *        sleeps until the nearest. Check: python3 lessons/check.py 06 FILE
  * Left out: the queue's size is fixed, not -s (queue_frame()); a client
  *        whose queue does not move is dropped only once it is full
  *        (conn_timers() gives it SEND_TIMEOUT_S); reading from a client
- *        with a long queue is not paused (conn_flush()); timers to the
- *        millisecond (timer_at()); a close frame's reason and a look for
- *        the peer's close among its frames (conn_skip_frames()); lesson 5's. */
+ *        with a long queue is not paused (conn_flush()); a close frame's
+ *        reason and a look for the peer's close among its frames
+ *        (conn_skip_frames()); lesson 5's. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -395,12 +400,14 @@ static void drop(struct client *c)
     c->fd = -1;
 }
 
-/* What c is sent last is queued: c leaves the table, and the socket
- * closes once the peer has closed too (see the top), CLOSE_TIME at most. */
+/* What c is sent last is queued: c leaves the table, and the socket closes
+ * once the peer has too (see the top), CLOSE_TIME at most. Till then, what
+ * comes is read into buf, emptied: read() into a full one (a 431) returns 0. */
 static void start_close(struct client *c)
 {
     leave(c);
     c->closing = 1;
+    c->len = 0;
     c->deadline = time(NULL) + CLOSE_TIME;
 }
 

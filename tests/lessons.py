@@ -17,8 +17,8 @@ import sys
 import threading
 import time
 
-from wsclient import (OUT, ROOT, Client, accept_for, case, expect, finish, mask_bytes, new_key,
-                      report, upgrade_request, TIMEOUT)
+from wsclient import (OUT, ROOT, Client, Skip, accept_for, case, expect, finish, mask_bytes,
+                      new_key, report, upgrade_request, TIMEOUT)
 import scenario
 
 LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
@@ -177,7 +177,8 @@ def test_builds():
         build(name, STRICT, "strict")
 
 
-@case("lessons: each keeps to its line budget (85, 150, 250, 350, 600, 700)")
+@case("lessons: each keeps to its line budget (80, 150, 250, 350, 600, 700); lessons/README.md "
+      "gives each lesson's and each answer's length, and how far an answer is over")
 def test_budgets():
     for name, budget in LESSONS:
         with open(source(name)) as f:
@@ -187,6 +188,23 @@ def test_budgets():
             told = re.search(r"\| \[%s\.c\]\(%s\.c\) \| (\d+) \|" % (name, name), f.read())
         expect(told and int(told.group(1)) == n, "lessons/README.md gives %s %s lines, not %d"
                % (name, told and told.group(1), n))
+    # The answers may be a little over; lessons/README.md says by how much.
+    with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+        readme = f.read()
+    over = {}
+    for name, budget in LESSONS:
+        with open(os.path.join(ROOT, "lessons", "answers", name + ".c")) as f:
+            n = len(f.read().splitlines())
+        told = re.search(r"\(answers/%s\.c\): (\d+) lines" % name, readme)
+        expect(told and int(told.group(1)) == n, "lessons/README.md gives answers/%s.c %s "
+               "lines, not %d" % (name, told and told.group(1), n))
+        if n > budget:
+            over[name[:2]] = str(n - budget)
+        expect(n <= budget + 25, "answers/%s.c is %d lines over" % (name, n - budget))
+    said = readme.split("line\nbudget (80, 150, 250, 350, 600, 700) allows, by a little:")[1]
+    said = dict(re.findall(r"(\d\d) by (\d+)", said.split(".")[0]))
+    expect(said == over, "lessons/README.md says the answers are over by %s; they are %s"
+           % (said, over))
 
 
 @case("lesson 1: echoes a TCP client; the next one waits its turn")
@@ -299,6 +317,88 @@ def tutorial_checks(srv):
     s.close()
 
 
+# Where lessons 5 and 6 answer otherwise than the tutorial's server.js, as
+# lessons/README.md's table gives it: (request, theirs, ours); theirs None:
+# the tutorial's server crashes; ours None: the lessons' error reply.
+DIFFERENCES = [
+    (b'{"req":"text","text":5}', b'{"resp":"text","content":5}', b'{"resp":"text"}'),
+    (b'{"req":"text","text":{"b":1,"2":[1.50,1e3]}}',
+     b'{"resp":"text","content":{"2":[1.5,1000],"b":1}}', b'{"resp":"text"}'),
+    (b'{"req":"text","text":"\\ud800"}', b'{"resp":"text","content":"\\ud800"}', None),
+    (b'{"req":5,"text":"x"}', b'{"resp":5,"content":"x"}', None),
+    (b'{"text":"x"}', b'{"content":"x"}', None),
+    (b'[1]', b'{}', None),
+    (b'null', None, None),
+    (b'{"req":', None, None),
+    (b'{"req":"a","x":tru}', None, b'{"resp":"a"}'),
+]
+MALFORMED = b'{"resp":"error","content":"malformed request"}'
+
+
+def answer_to(port, request):
+    """The reply to one request on a new WebSocket, or None if the
+    connection ends instead."""
+    s, head = handshake(port, new_key())
+    expect(head.startswith(b"HTTP/1.1 101 "), head)
+    send_text(s, request)
+    try:
+        op, _, payload = read_frame(s)
+    except (ValueError, ConnectionError):   # the connection ended
+        return None
+    finally:
+        s.close()
+    expect(op == 1, "opcode %d" % op)
+    return payload
+
+
+@case("lessons 5 and 6: where they differ from the tutorial's server, they answer as "
+      "lessons/README.md's table says, and its table is this test's")
+def test_differences():
+    with open(os.path.join(ROOT, "lessons", "README.md")) as f:
+        text = f.read().split("## Where lessons 5 and 6 differ")[1].split("\n## ")[0]
+    rows = re.findall(r"^\| `(.+?)` \| (.+?) \| (.+?) \|$", text, re.M)
+    told = [(r.encode(), None if t == "crashes" else t.strip("`").encode(),
+             None if o == "error" else o.strip("`").encode()) for r, t, o in rows]
+    expect(told == DIFFERENCES, "lessons/README.md's table: %r" % told)
+    for name in ("05-push", "06-nonblocking"):
+        with Lesson(build(name, ASAN, "asan")) as srv:
+            for request, _, ours in DIFFERENCES:
+                got = answer_to(srv.port, request)
+                expect(got == (ours or MALFORMED), "%s: %s gets %r" % (name, request, got))
+            srv.stop()
+
+
+def crashes(port, request):
+    """True if request ends the connection unanswered, and the server with it."""
+    if answer_to(port, request) is not None:
+        return False
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@case("the tutorial's server.js answers lessons/README.md's requests as its table says")
+def test_differences_tutorial():
+    got = scenario.with_node(lambda port: [answer_to(port, r) for r, theirs, _ in DIFFERENCES
+                                           if theirs is not None])
+    if got == "node is not installed":
+        return Skip(got + " (apt-get install nodejs)")
+    if isinstance(got, str):
+        return Skip(got)
+    expect(got == [theirs for _, theirs, _ in DIFFERENCES if theirs is not None],
+           "the tutorial's server answered %r" % got)
+    for request, theirs, _ in DIFFERENCES:
+        if theirs is None:
+            crashed = scenario.with_node(lambda port: crashes(port, request))
+            expect(crashed is True, "the tutorial's server did not crash on %s: %s"
+                   % (request, crashed))
+
+
 @case("lesson 5: the tutorial's scenario, byte-identical to its server's replies")
 def test_push():
     with Lesson(build("05-push", ASAN, "asan")) as srv:
@@ -353,6 +453,47 @@ def test_close():
         t = tcp(srv.port)
         t.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         expect(recv_all(t).startswith(b"HTTP/1.1 400"), "no key: 400, then FIN")
+        srv.stop()
+
+
+def tcp_state(s):
+    """The kernel's state of our end of s (Linux's TCP_INFO): 8 after the
+    peer's FIN, 7 once it is all over."""
+    return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+def ends_cleanly(s):
+    """Read to the server's FIN, then send more and close our side, as a
+    client that has not read its answer yet might. Returns what came before
+    the FIN; raises if the server reset the connection instead (a close()
+    with our bytes unread), which can destroy an answer on its way."""
+    try:
+        got = recv_all(s)
+        s.sendall(b"still here")            # the server must read on until our FIN
+        s.shutdown(socket.SHUT_WR)
+        deadline = time.time() + TIMEOUT
+        while tcp_state(s) != 7 and time.time() < deadline:
+            time.sleep(0.01)
+        error = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError as e:
+        error = e.errno
+    expect(tcp_state(s) == 7, "the connection did not end")
+    expect(error == 0, "a reset (%s), not a clean FIN" % os.strerror(error))
+    return got
+
+
+@case("lesson 6: a 431 or a 400 is whole, then a clean FIN, however much the client sends on")
+def test_refused():
+    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+        for head, answer in ((b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000,
+                              b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"),
+                             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                              b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")):
+            t = tcp(srv.port)
+            t.sendall(head + b"more " * 20000)      # more than the head's buffer takes
+            got = ends_cleanly(t)
+            expect(got == answer, "%r, expected %r" % (got, answer))
+            t.close()
         srv.stop()
 
 
@@ -429,6 +570,82 @@ def test_carried_over():
     expect(gone <= 0.2 * len(before), "%d of lesson 5's %d lines changed or removed"
            % (gone, len(before)))
     expect(kept >= 0.8 * len(before), "only %d lines carried over" % kept)
+
+
+# Each exercise's step at which lessons/check.py must stop the lesson as
+# shipped: the exercise itself, not a step the lesson already passes.
+EXERCISE_STEPS = {"01": "./echo 0", "02": "a 17th client waits", "03": "version 8 gets 426",
+                  "04": "a message in three frames", "05": "409 Conflict",
+                  "06": "dropped 2 s after it came"}
+
+
+def check_exercise(nn, path):
+    """Run lessons/check.py NN PATH: (exit status, its output)."""
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "lessons", "check.py"), nn, path],
+                          capture_output=True, text=True, timeout=180)
+    return done.returncode, done.stdout + done.stderr
+
+
+def not_yet(output):
+    """The step lessons/check.py stopped at, and why."""
+    return output.split("NOT YET  ")[1].split("\nexercise ")[0] if "NOT YET  " in output else ""
+
+
+def exercise_case(name):
+    nn = name[:2]
+
+    @case("exercise %s: lessons/check.py fails the lesson as shipped at its exercise, and "
+          "passes lessons/answers/%s.c (which builds with -std=c99 -Wall -Wextra -Werror)"
+          % (nn, name))
+    def run():
+        answer = os.path.join(ROOT, "lessons", "answers", name + ".c")
+        cmd = one_command(name)
+        with open(source(name)) as f:
+            expect(cmd and "Exercise:" in f.read(), "%s has no Exercise:" % name)
+        os.makedirs(BIN, exist_ok=True)
+        with open(answer) as f:
+            told = re.search(r"Build: (cc -o \S+ lessons/answers/\S+\.c(?: sha1\.c)?)", f.read())
+        expect(told and told.group(1).split()[4:] == cmd[4:],
+               "answers/%s.c: no \"Build:\" line like the lesson's" % name)
+        done = subprocess.run(["cc"] + STRICT + ["-o", os.path.join(BIN, name + "-answer"),
+                               answer] + cmd[4:], cwd=ROOT, capture_output=True, text=True)
+        expect(done.returncode == 0, "answers/%s.c: %s" % (name, done.stderr[-600:]))
+        status, output = check_exercise(nn, source(name))
+        expect(status == 1 and EXERCISE_STEPS[nn] in not_yet(output),
+               "on the lesson as shipped: status %d, %s" % (status, output[-900:]))
+        status, output = check_exercise(nn, answer)
+        expect(status == 0 and "exercise %s: done" % nn in output,
+               "on the answer: status %d, %s" % (status, output[-900:]))
+    run()
+
+
+def near_miss(nn, path, edit):
+    """A copy of lessons/PATH with edit (old, new) made, in tests/out."""
+    with open(os.path.join(ROOT, "lessons", path)) as f:
+        text = f.read()
+    expect(edit[0] in text, "%s no longer has %r" % (path, edit[0]))
+    os.makedirs(BIN, exist_ok=True)
+    copy = os.path.join(BIN, "near-miss-%s.c" % nn)
+    with open(copy, "w") as f:
+        f.write(text.replace(edit[0], edit[1]))
+    return copy
+
+
+@case("exercises: lessons/check.py stops answers that are nearly right where they go wrong "
+      "(port 0 printed as 0; a 17th client that waits while select() spins)")
+def test_near_misses():
+    for nn, path, edit, why in (
+            ("01", "01-echo.c", ("if (port < 1 ||", "if (port < 0 ||"), "it printed port 0"),
+            ("02", "answers/02-select.c", ("        if (free_place != -1)\n            FD_SET(",
+                                           "        FD_SET("), "s of CPU in")):
+        status, output = check_exercise(nn, near_miss(nn, path, edit))
+        expect(status == 1 and why in not_yet(output), "%s: status %d, %s"
+               % (path, status, output[-900:]))
+
+
+def test_exercises():
+    for name, _ in LESSONS:
+        exercise_case(name)
 
 
 @case("TOUR.md, lessons/README.md and each lesson's \"Left out\" name only wspush.c functions that exist")
@@ -592,9 +809,10 @@ def test_limits_documented():
 def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
-              test_push, test_nonblocking, test_not_reading, test_close, test_deadlines,
-              test_carried_over, test_tour, test_first_reading, test_function_length,
-              test_limits_documented):
+              test_push, test_nonblocking, test_differences, test_differences_tutorial,
+              test_not_reading, test_close, test_refused, test_deadlines, test_carried_over,
+              test_exercises, test_near_misses, test_tour, test_first_reading,
+              test_function_length, test_limits_documented):
         if not only or t.__name__ in only:
             t()
     finish()

@@ -114,7 +114,7 @@ def node_server():
     shutil.copy(os.path.join(seed, "server.js"), folder)
     os.symlink(os.path.join(ROOT, "tests", "node_modules"), os.path.join(folder, "node_modules"))
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind(("", 0))         # free on every address: the server listens on all of them
     port = s.getsockname()[1]
     s.close()
     proc = subprocess.Popen(["node", "server.js"], cwd=folder,
