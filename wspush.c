@@ -705,7 +705,7 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
 static void seat_leave(struct conn *c);
 static int list_due(struct conn *c);
 static struct holding *holder_of_most(int by_seats);
-static int user_urls(char urls[MAX_ADDRESSES][ADDR_LEN + 32]);
+static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2]);
 
 static void timer_at(int64_t ms)
 {
@@ -2278,17 +2278,22 @@ static void cmd_push_all(struct conn *c, const struct request *r)
 }
 
 /* {"req":"get addresses"}: where students open the user page, for the
- * admin page to show, with a QR code (section 20). */
+ * admin page to show with a QR code: wspush's ("content", none if it serves
+ * no pages), and this machine's addresses ("hosts", section 20). */
 static void cmd_get_addresses(struct conn *c, const struct request *r)
 {
-    char urls[MAX_ADDRESSES][ADDR_LEN + 32];
-    int n = user_urls(urls), bad = 0;
+    char hosts[MAX_ADDRESSES][ADDR_LEN + 2], url[ADDR_LEN + 32];
+    int n = machine_hosts(hosts), bad;
     struct buf *b = &srv.reply;
     (void)r;
     b->len = 0;
     bad = buf_puts(b, "{\"resp\":\"addresses\",\"content\":[") < 0;
+    for (int i = 0; i < n && opt.www != NULL && !bad; i++)
+        bad = snprintf(url, sizeof url, "http://%s:%d/user.html", hosts[i], opt.port) < 0 ||
+              buf_puts(b, i > 0 ? "," : "") < 0 || json_put(b, cspan(url)) < 0;
+    bad = bad || buf_puts(b, "],\"hosts\":[") < 0;
     for (int i = 0; i < n && !bad; i++)
-        bad = buf_puts(b, i > 0 ? "," : "") < 0 || json_put(b, cspan(urls[i])) < 0;
+        bad = buf_puts(b, i > 0 ? "," : "") < 0 || json_put(b, cspan(hosts[i])) < 0;
     reply_queue(c, bad || buf_puts(b, "]}") < 0);
 }
 
@@ -3530,8 +3535,8 @@ static void usage(FILE *out)
 "  -g SEC     a user whose connection ended keeps its seat, away, this long\n"
 "             for its page to come back (default %d); pushes to it wait\n"
 "  -t TOKEN   admins must send this token, %d characters or more (or set\n"
-"             WSPUSH_ADMIN_TOKEN); \"random\" makes one and prints the\n"
-"             admin page's address with it\n"
+"             WSPUSH_ADMIN_TOKEN); \"random\" makes one and prints it once,\n"
+"             in the admin page's address (or what to add to it)\n"
 "  -o ORIGIN  accept browsers from this Origin only (repeatable, up to %d);\n"
 "             programs that send no Origin are refused too\n"
 "  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this\n"
@@ -3599,6 +3604,7 @@ static void parse_options(int argc, char **argv)
 {
     static const char flags[] = "p:b:d:m:s:M:c:T:i:k:g:t:o:x:Aeqvh";
     int ch;
+    size_t chars = 0;
     opt.token = getenv("WSPUSH_ADMIN_TOKEN");
     /* --version and --help, wherever they stand (but as a flag's value). */
     for (int i = 1; i < argc; i++) {
@@ -3640,7 +3646,9 @@ static void parse_options(int argc, char **argv)
         die(2, "unexpected argument: %s", argv[optind]);
     if (opt.token != NULL && strcmp(opt.token, "random") == 0)
         opt.token = make_token();
-    else if (opt.token != NULL && strlen(opt.token) < MIN_TOKEN_CHARS)
+    for (const char *t = opt.token; t != NULL && *t != '\0'; t++)
+        chars += ((unsigned char)*t & 0xC0) != 0x80;   /* characters: UTF-8's first bytes */
+    if (opt.token != NULL && chars < MIN_TOKEN_CHARS)
         die(2, "the admin token must be at least %d characters: a short one can be "
             "guessed. Use -t random to have one made", MIN_TOKEN_CHARS);
 }
@@ -3669,59 +3677,73 @@ static int on_every_address(void)
            strcmp(opt.bind_addr, "0.0.0.0") == 0;
 }
 
-/* Where students open the user page: http://ADDR:PORT/user.html for each
- * address of this machine others can reach (getifaddrs(): IPv4 but
- * loopback, IPv6 but loopback and link-local), or for the -b address, if
- * it is not loopback. Fills urls; returns how many. */
-static int user_urls(char urls[MAX_ADDRESSES][ADDR_LEN + 32])
+/* This machine's addresses that others can reach, as URLs write hosts
+ * (IPv6 in brackets): getifaddrs()'s of each interface up with a link,
+ * IPv4 but loopback, IPv6 but loopback and link-local; or the -b address,
+ * if it is not loopback. Fills hosts; returns how many. */
+#define IFACE_LIVE (0x1 | 0x40) /* IFF_UP|IFF_RUNNING (<net/if.h> hides them under POSIX) */
+static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2])
 {
     struct ifaddrs *all = NULL;
     char addr[ADDR_LEN];
     int n = 0;
     if (!on_every_address() && !addr_is_loopback(opt.bind_addr))
-        snprintf(urls[n++], sizeof urls[0], strchr(opt.bind_addr, ':') ?
-                 "http://[%s]:%d/user.html" : "http://%s:%d/user.html", opt.bind_addr, opt.port);
+        snprintf(hosts[n++], sizeof hosts[0], strchr(opt.bind_addr, ':') ? "[%s]" : "%s",
+                 opt.bind_addr);
     if (!on_every_address() || getifaddrs(&all) < 0)
         return n;
     for (struct ifaddrs *a = all; a != NULL && n < MAX_ADDRESSES; a = a->ifa_next) {
-        int v6 = a->ifa_addr != NULL && a->ifa_addr->sa_family == AF_INET6;
-        int v4 = a->ifa_addr != NULL && a->ifa_addr->sa_family == AF_INET;
-        if (!v4 && (!v6 || IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr) ||
-                    (opt.bind_addr != NULL && strcmp(opt.bind_addr, "0.0.0.0") == 0)))
+        int live = (a->ifa_flags & IFACE_LIVE) == IFACE_LIVE && a->ifa_addr != NULL;
+        int v6 = live && a->ifa_addr->sa_family == AF_INET6;
+        int v4 = live && a->ifa_addr->sa_family == AF_INET;
+        if (!v4 && (!v6 || (opt.bind_addr != NULL && strcmp(opt.bind_addr, "0.0.0.0") == 0) ||
+                    IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)a->ifa_addr)->sin6_addr)))
             continue;
         if (getnameinfo(a->ifa_addr, v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in),
                         addr, sizeof addr, NULL, 0, NI_NUMERICHOST) != 0 || addr_is_loopback(addr))
             continue;
-        snprintf(urls[n], sizeof urls[0], v6 ? "http://[%s]:%d/user.html" : "http://%s:%d/user.html",
-                 addr, opt.port);
-        n += n == 0 || strcmp(urls[n], urls[n - 1]) != 0;     /* one address, two interfaces */
+        snprintf(hosts[n], sizeof hosts[0], v6 ? "[%s]" : "%s", addr);
+        n += n == 0 || strcmp(hosts[n], hosts[n - 1]) != 0;   /* one address, two interfaces */
     }
     freeifaddrs(all);
     return n;
 }
 
 /* Tell the teacher, after "Server is listening", what to open: the user
- * page for the students, the admin page here (with the token -t random
- * made). With -q too. */
+ * page for the students; the admin page, here or on the web server that
+ * has the pages, with the token -t random made (shown once, here) and ?ws=
+ * if wspush is not where those pages look (port 8080). With -q too. */
 static void print_urls(void)
 {
-    char urls[MAX_ADDRESSES][ADDR_LEN + 32];
-    int n = user_urls(urls);
-    int made = opt.token == srv.random_token;   /* shown once, here; hidden after */
-    if (opt.www == NULL) {
+    char hosts[MAX_ADDRESSES][ADDR_LEN + 2], host[ADDR_LEN + 2] = "localhost", query[160] = "";
+    int n = machine_hosts(hosts), made = opt.token == srv.random_token;
+    if (!on_every_address() && strcmp(opt.bind_addr, "127.0.0.1") != 0)
+        snprintf(host, sizeof host, strchr(opt.bind_addr, ':') ? "[%s]" : "%s", opt.bind_addr);
+    if (made)
+        snprintf(query, sizeof query, "?token=%s", opt.token);
+    if (opt.www == NULL && opt.port != DEFAULT_PORT)
+        snprintf(query + strlen(query), sizeof query - strlen(query), "%sws=ws://%s:%d/",
+                 made ? "&" : "?", host, opt.port);
+    if (opt.www == NULL)
         log_line("", "No pages are served here (no ./www, none installed): copy the files of "
                  "www/ into your web server's folder (XAMPP: htdocs) and open user.html and "
                  "admin.html from there.");
-        return;
-    }
-    for (int i = 0; i < n; i++)
-        log_line("", "%s%s", i == 0 ? "Students open:     " : "                   ", urls[i]);
-    if (n == 0)
-        log_line("", "Students: none can connect; -b %s lets in this machine only.",
-                 opt.bind_addr);
-    log_line("", "The teacher opens: http://%s:%d/admin.html%s%s", on_every_address() ||
-             addr_is_loopback(opt.bind_addr) ? "localhost" : opt.bind_addr, opt.port,
-             made ? "?token=" : "", made ? opt.token : "");
+    for (int i = 0; i < n && opt.www != NULL; i++)
+        log_line("", "%shttp://%s:%d/user.html", i == 0 ? "Students open:     " :
+                 "                   ", hosts[i], opt.port);
+    if (n == 0 && !on_every_address())
+        log_line("", "Students: none can connect; -b %s lets in this machine only.", opt.bind_addr);
+    if (opt.token == NULL && !opt.anyone_admin && !on_every_address() &&
+        !addr_is_loopback(opt.bind_addr))
+        log_line("", "The teacher needs -t: without a token only this machine (127.0.0.1, ::1) "
+                 "may be admin, and -b %s shuts it out. Add -t random.", opt.bind_addr);
+    else if (opt.www != NULL)
+        log_line("", "The teacher opens: http://%s:%d/admin.html%s", host, opt.port, query);
+    else
+        log_line("", "The teacher opens admin.html from your web server%s: "
+                 "http://localhost/.../admin.html%s%s", opt.token || opt.anyone_admin ? "" :
+                 " on this machine (without -t, only it may be admin)", query,
+                 opt.token && !made ? ", and types the token of -t" : "");
 }
 
 /* The address of sa as text in out, IPv4 seen through an IPv6 socket
