@@ -11,10 +11,10 @@
 // lost, and its line in the log shows them.
 //
 // "Students open": the address of the user page, as a link and a QR code
-// a phone can scan (qr.js), from the server's list of this machine's
-// addresses ("get addresses"), or this page's own address when it was not
-// opened on this machine (behind a web server, say). "Show it big" fills
-// the screen with it, for a projector.
+// a phone can scan (qr.js), from what "get addresses" says: wspush's own
+// user page, or, for this page served by another web server (XAMPP), the
+// user page beside it on each of this machine's addresses. "Show it big"
+// fills the screen with it, for a projector.
 'use strict';
 
 const log = document.getElementById('log');
@@ -88,14 +88,17 @@ function showUsers(list) {
   showPicked();
 }
 
-// The addresses students may open, best first: this page's own, if it was
-// opened from elsewhere than this machine, then the server's.
-function showJoin(urls) {
-  const here = location.hostname;
-  if (!['localhost', '127.0.0.1', '[::1]', '::1', ''].includes(here) && location.protocol !== 'file:') {
-    urls = [new URL('user.html', location.href).href, ...urls];
-  }
-  urls = [...new Set(urls)];
+// The addresses students may open, best first. First the user page beside
+// this one (same server, folder and port), on this page's own host if that
+// is not this machine's loopback, and, for a page not served by wspush, on
+// each address of this machine ("hosts": web server and wspush share it);
+// then wspush's own user page ("content"), if it serves pages. A page
+// opened as a file has no user page beside it.
+function showJoin(reply) {
+  const web = location.protocol === 'http:' || location.protocol === 'https:';
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(location.hostname);
+  const hosts = [...(local ? [] : [location.hostname]), ...(own ? [] : reply.hosts || [])];
+  const urls = [...new Set([...(web ? hosts.map(besideThis) : []), ...(reply.content || [])])];
   const choice = document.getElementById('join-choice');
   choice.replaceChildren(...urls.map((u) => Object.assign(document.createElement('option'),
                                                           { value: u, textContent: u })));
@@ -103,6 +106,18 @@ function showJoin(urls) {
   document.getElementById('join').hidden = false;
   document.getElementById('join-none').hidden = urls.length > 0;
   drawJoin();
+}
+
+// The user page beside this one, on host. Served by another web server,
+// it looks for wspush on port 8080 of its host (wspush.guess()): if wspush
+// is elsewhere (another port), ?ws= says where, as this page found it.
+function besideThis(host) {
+  const page = new URL('user.html', location.href);
+  page.hostname = host;
+  const ws = new URL(conn.server().url);
+  ws.hostname = host;
+  if (!own && ws.href !== wspush.guess(page)) page.search = 'ws=' + ws.href;
+  return page.href;
 }
 
 // The chosen address, as a link and a QR code: big (most of the screen) or
@@ -157,7 +172,7 @@ const conn = wspush.connect({
       conn.send({ req: 'watch users' });
       conn.send({ req: 'get addresses' });
     } else if (obj.resp === 'addresses' && Array.isArray(obj.content)) {
-      showJoin(obj.content);
+      showJoin(obj);
     } else if (obj.resp === 'users' && Array.isArray(obj.content)) {
       showUsers(obj.content);
     } else if (obj.resp === 'receipt' && pushes.has(obj.ref)) {

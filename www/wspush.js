@@ -12,7 +12,6 @@ const wspush = (() => {
   // else wss://host/ws over https (a proxy in front of wspush), else port
   // 8080 of the page's host. Returns { url, own }.
   async function findServer() {
-    const host = location.hostname || 'localhost';
     if (location.protocol === 'http:' || location.protocol === 'https:') {
       try {
         const res = await fetch(location.pathname, { method: 'HEAD', cache: 'no-store' });
@@ -25,9 +24,15 @@ const wspush = (() => {
       }
     }
     const given = new URLSearchParams(location.search).get('ws');
-    if (given) return { url: given, own: false };
-    if (location.protocol === 'https:') return { url: 'wss://' + location.host + '/ws', own: false };
-    return { url: 'ws://' + (host.includes(':') ? '[' + host + ']' : host) + ':8080/ws', own: false };
+    return { url: given || guess(location), own: false };
+  }
+
+  // The server a page at loc (location, or a URL) from another web server
+  // looks for when no ?ws= says: wss://HOST/ws over https, else port 8080
+  // of its host (hostname keeps an IPv6 address in brackets).
+  function guess(loc) {
+    if (loc.protocol === 'https:') return 'wss://' + loc.host + '/ws';
+    return 'ws://' + (loc.hostname || 'localhost') + ':8080/ws';
   }
 
   // The wire panel: every message as it went over the wire, when the
@@ -162,5 +167,5 @@ const wspush = (() => {
     return item;
   }
 
-  return { findServer, connect, logLine };
+  return { findServer, guess, connect, logLine };
 })();
