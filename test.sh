@@ -186,6 +186,13 @@ full() {
     have openssl || missing openssl
     run "proxies" 300 "$SYSPY" tests/proxies.py
 
+    echo "== next to XAMPP: the pages from Apache httpd's htdocs, wspush beside it (a LAN in a namespace, as root)"
+    if [ -z "$NODE_OK" ] || [ ! -d tests/node_modules/playwright-core ]; then
+        skip "xampp: needs node and 'cd tests && npm ci' (playwright-core)"
+    else
+        run "wspush beside Apache (XAMPP)" 300 node tests/xampp.js
+    fi
+
     echo "== make install, make uninstall, the man page"
     have mandoc || missing mandoc
     run "install" 120 python3 tests/install.py

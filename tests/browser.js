@@ -281,6 +281,13 @@ function articlePages() {
 
 const JQUERY_CDN = 'https://ajax.googleapis.com/ajax/libs/jquery/3.4.0/jquery.min.js';
 
+// The tutorial's pages load jQuery from a CDN; it comes from node_modules instead.
+async function routeJquery(context) {
+  const jquery = fs.readFileSync(path.join(__dirname, 'node_modules', 'jquery', 'dist', 'jquery.min.js'));
+  await context.route(JQUERY_CDN, (route) => route.fulfill({
+    status: 200, contentType: 'text/javascript', body: jquery }));
+}
+
 async function articlePhase(context, base, errors, who) {
   const options = (p) => p.$$eval('#user-list option', (os) => os.map((o) => [o.value, o.textContent]));
   const opened = () => typeof socket !== 'undefined' && socket.readyState === 1;
@@ -363,10 +370,7 @@ async function phaseB(context) {
     fs.rmSync(dir, { recursive: true });
     return;
   }
-  // The pages load jQuery from a CDN; it comes from node_modules instead.
-  const jquery = fs.readFileSync(path.join(__dirname, 'node_modules', 'jquery', 'dist', 'jquery.min.js'));
-  await context.route(JQUERY_CDN, (route) => route.fulfill({
-    status: 200, contentType: 'text/javascript', body: jquery }));
+  await routeJquery(context);
   const errors = [];
   await articlePhase(context, 'http://localhost:8080', errors, 'wspush');   // the pages say localhost
   const thrown = errors.filter((e) => !/Failed to load resource/.test(e.text));
@@ -407,13 +411,9 @@ async function phaseB(context) {
 }
 
 // L. lessons 05 and 06 on port 8080 with the tutorial's pages, served by
-// another web server (as XAMPP would).
+// another web server (as XAMPP would): Python's http.server here, Apache
+// httpd in tests/xampp.js.
 async function phaseL(context, dir, name, label) {
-  const binary = path.join(OUT, 'lesson-' + name);
-  execFileSync('cc', ['-o', binary, `lessons/${name}.c`, 'sha1.c'], { cwd: ROOT });
-  const log = fs.openSync(path.join(OUT, `lesson-${name}.log`), 'w');
-  const lesson = spawn(binary, ['8080'], { stdio: ['ignore', log, log] });
-  const exited = new Promise((resolve) => lesson.on('exit', resolve));
   const web = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1', '--directory', dir],
                     { stdio: ['ignore', 'pipe', 'pipe'] });
   const port = await new Promise((resolve) => {
@@ -421,14 +421,28 @@ async function phaseL(context, dir, name, label) {
     setTimeout(() => resolve(0), 10000);
   });
   try {
+    if (port) await lessonPhase(context, name, label, `http://localhost:${port}`);
+    else report(`browser: the tutorial's pages with ${label}`, false, 'the web server did not start');
+  } finally {
+    web.kill();
+  }
+}
+
+// Lesson `name' (05-push, say) on port 8080, built with its one command,
+// and the tutorial's pages from base (a web server's folder holding them).
+async function lessonPhase(context, name, label, base) {
+  const binary = path.join(OUT, 'lesson-' + name);
+  execFileSync('cc', ['-o', binary, `lessons/${name}.c`, 'sha1.c'], { cwd: ROOT });
+  const log = fs.openSync(path.join(OUT, `lesson-${name}.log`), 'w');
+  const lesson = spawn(binary, ['8080'], { stdio: ['ignore', log, log] });
+  const exited = new Promise((resolve) => lesson.on('exit', resolve));
+  try {
     const errors = [];
-    expect(port, 'the web server did not start');
-    await articlePhase(context, `http://localhost:${port}`, errors, label);
+    await articlePhase(context, base, errors, label);
     report(`browser: the tutorial's pages throw no errors with ${label}`,
            errors.filter((e) => !/Failed to load resource/.test(e.text)).length === 0,
            errors.map((e) => e.text).join(' | '));
   } finally {
-    web.kill();
     lesson.kill();
     await exited;           // port 8080 is free for the next one
   }
@@ -483,7 +497,9 @@ async function phaseC(context) {
   await srv.stop();
 }
 
-(async () => {
+// tests/xampp.js runs the tutorial's pages and the lessons under Apache.
+module.exports = { articlePages, routeJquery, lessonPhase };
+if (require.main === module) (async () => {
   fs.mkdirSync(SHOTS, { recursive: true });
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wspush-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {

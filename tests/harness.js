@@ -1,7 +1,7 @@
 // harness.js -- start wspush for the Node tests, and report results in
 // test.sh's format: "PASS: name", "FAIL: name: why", "SKIPPED: name: why".
 'use strict';
-const { spawn } = require('child_process');
+const { spawn, execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -103,5 +103,17 @@ function needChromium(what) {
   return chromium;
 }
 
+// What zbarimg (Debian's zbar-tools, a decoder independent of www/qr.js)
+// reads in a screenshot of the element `selector' of page, saved as
+// tests/out/screenshots/NAME.
+async function readQr(page, selector, name) {
+  const file = path.join(OUT, 'screenshots', name);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await page.locator(selector).screenshot({ path: file });
+  const read = execFileSync('/usr/bin/zbarimg', ['-q', '--raw', file],
+                            { stdio: ['ignore', 'pipe', 'ignore'] });
+  return read.toString().replace(/\n$/, '');
+}
+
 module.exports = { ROOT, OUT, report, skipped, test, expect, startServer, seedDir, finish,
-                   CHROMIUM, CHROMIUM_FLAGS, needChromium };
+                   CHROMIUM, CHROMIUM_FLAGS, needChromium, readQr };

@@ -9,9 +9,8 @@
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const { execFileSync } = require('child_process');
 const { OUT, test, expect, startServer, finish, skipped, CHROMIUM,
-        CHROMIUM_FLAGS: FLAGS, needChromium } = require('./harness');
+        CHROMIUM_FLAGS: FLAGS, needChromium, readQr } = require('./harness');
 
 const WAIT = { timeout: 10000 };
 const chromium = needChromium('QR code in Chromium');
@@ -21,12 +20,7 @@ if (!fs.existsSync('/usr/bin/zbarimg')) {
 }
 
 // What zbarimg reads in a screenshot of the canvas.
-async function decode(page, name) {
-  const file = path.join(OUT, 'screenshots', name);
-  await page.locator('#join-qr').screenshot({ path: file });
-  return execFileSync('/usr/bin/zbarimg', ['-q', '--raw', file], { stdio: ['ignore', 'pipe', 'ignore'] })
-    .toString().replace(/\n$/, '');
-}
+const decode = (page, name) => readQr(page, '#join-qr', name);
 
 (async () => {
   fs.mkdirSync(path.join(OUT, 'screenshots'), { recursive: true });
