@@ -96,7 +96,7 @@ function showUsers(list) {
 // opened as a file has no user page beside it.
 function showJoin(reply) {
   const web = location.protocol === 'http:' || location.protocol === 'https:';
-  const local = ['localhost', '127.0.0.1', '[::1]'].includes(location.hostname);
+  const local = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])$/.test(location.hostname);
   const hosts = [...(local ? [] : [location.hostname]), ...(own ? [] : reply.hosts || [])];
   const urls = [...new Set([...(web ? hosts.map(besideThis) : []), ...(reply.content || [])])];
   const choice = document.getElementById('join-choice');
