@@ -99,10 +99,11 @@
 #define TRACE_PREVIEW        32         /* payload bytes -v shows per frame   */
 #define LOOKUP_BITS          11         /* the key table has 2^11 slots       */
 #define LOOKUP_SLOTS         (1 << LOOKUP_BITS)
-#define SHARE_SLOTS          (2 * FD_SETSIZE)   /* addresses' shares of a pass */
+#define SHARE_SLOTS          2048       /* addresses' shares of a pass        */
 
-#if MAX_CLIENTS + MAX_PENDING + 16 > FD_SETSIZE || LOOKUP_SLOTS < 2 * MAX_CLIENTS
-#error "select() watches fds below FD_SETSIZE; the key table must stay half empty"
+#if MAX_CLIENTS + MAX_PENDING + 16 > FD_SETSIZE || LOOKUP_SLOTS < 2 * MAX_CLIENTS || \
+    SHARE_SLOTS < 2 * FD_SETSIZE
+#error "select() watches fds below FD_SETSIZE; the key and share tables stay half empty"
 #endif
 
 static struct options {         /* set from the command line (section 20) */
@@ -3498,17 +3499,20 @@ static void usage_fixed(FILE *out)
 "... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
 "-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
 "per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
-"dropped), a role table once in %d s; reads of %d bytes, %d accepts a\n"
+"dropped), a role table once in %d s; an address reads %d bytes and\n"
+"handles %d frames a pass of the loop (%d shares kept), %d accepts a\n"
 "wake-up; logs show %d bytes of a message and %d roles, -v %d bytes of a\n"
-"frame; a key table of %d slots.\n",
+"frame; a key table of %d slots; IPv6 prefixes reread every %d s; a seat's\n"
+"drops counted (up to %d) over %d s.\n",
             MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
             MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
             MAX_ADDRESSES,
             SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
             MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
             CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
-            LOG_TABLE_S, READ_CHUNK, ACCEPT_BATCH, LOG_MESSAGE_MAX,
-            LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
+            LOG_TABLE_S, READ_CHUNK, MAX_FRAMES_PER_PASS, SHARE_SLOTS, ACCEPT_BATCH,
+            LOG_MESSAGE_MAX, LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS, PREFIXES_S, DROPS_KEPT,
+            DROPS_WINDOW_S);
 }
 
 static void usage(FILE *out)
@@ -3525,10 +3529,12 @@ static void usage(FILE *out)
 "  -m BYTES   largest message accepted (default %d); more -> close 1009\n"
 "  -s BYTES   unsent bytes per client (default %d): past it, its own\n"
 "             replies pause its reading, and pushes to it close it (1008)\n"
-"  -M BYTES   all buffers together (default %d); past it, the client\n"
-"             that holds the most is closed\n"
-"  -c N       sockets from one address, IPv6 by its /64 (default %d;\n"
-"             0: no limit) -> 503\n"
+"  -M BYTES   all buffers and pushes together (default %d); past it,\n"
+"             the address holding the most loses its seats' pushes, then\n"
+"             its connection holding the most\n"
+"  -c N       sockets (-> 503) and seats from one address (default %d;\n"
+"             0: no limit, and each socket its own share of a pass); IPv6\n"
+"             on this machine's networks counts whole, elsewhere by /64\n"
 "  -T SEC     a handshake must be done within SEC seconds (default %d)\n"
 "  -i SEC     ping a client silent for SEC seconds (default %d)\n"
 "  -k SEC     drop it if the ping is unanswered SEC seconds later (default %d)\n"
@@ -3540,11 +3546,13 @@ static void usage(FILE *out)
 "  -o ORIGIN  accept browsers from this Origin only (repeatable, up to %d);\n"
 "             programs that send no Origin are refused too\n"
 "  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this\n"
-"             machine (repeatable, up to %d); only its last entry counts\n"
+"             machine (repeatable, up to %d); its last entry names the\n"
+"             client, passing leftwards over entries that are -x proxies\n"
 "  -A         anyone may become admin, as in the tutorial (unsafe)\n"
 "  -e         raw echo: echo every message verbatim, no JSON\n"
-"  -q         quiet: no lines for each message or connection, no role\n"
-"             tables; refusals, warnings and errors only\n"
+"  -q         quiet: no lines for each message, connection or seat, no\n"
+"             role tables, no 4000/4001 closes; start-up, refusals,\n"
+"             warnings and errors only\n"
 "  -v         trace every step of the protocol\n"
 "  -h, --help this help; --version, the version\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
@@ -3579,6 +3587,15 @@ static long number_arg(int flag, const char *s, long lo, long hi)
     if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi)
         die(2, "-%c %s: expected a number from %ld to %ld", flag, s, lo, hi);
     return v;
+}
+
+/* The IPv4 or IPv6 address of flag `flag', or exit 2. */
+static const char *address_arg(int flag, const char *s)
+{
+    unsigned char bin[16];
+    if (addr_bin(s, bin) == 0)
+        die(2, "-%c %s: expected an IPv4 or IPv6 address", flag, s);
+    return s;
 }
 
 /* Add a value of -o or -x to its list, or exit 2. */
@@ -3621,7 +3638,7 @@ static void parse_options(int argc, char **argv)
     while ((ch = getopt(argc, argv, flags)) != -1) {
         switch (ch) {
         case 'p': opt.port = (int)number_arg(ch, optarg, 0, 65535); break;
-        case 'b': opt.bind_addr = optarg; break;
+        case 'b': opt.bind_addr = address_arg(ch, optarg); break;
         case 'd': opt.www = optarg; break;
         case 'm': opt.max_message = (size_t)number_arg(ch, optarg, 1, INT_MAX); break;
         case 's': opt.max_queue = (size_t)number_arg(ch, optarg, 1, INT_MAX); break;
@@ -3633,7 +3650,8 @@ static void parse_options(int argc, char **argv)
         case 'g': opt.grace_s = (int)number_arg(ch, optarg, 1, 86400); break;
         case 't': opt.token = optarg; break;
         case 'o': list_arg(opt.origins, &opt.n_origins, MAX_ORIGINS, optarg); break;
-        case 'x': list_arg(opt.proxies, &opt.n_proxies, MAX_PROXIES, optarg); break;
+        case 'x': list_arg(opt.proxies, &opt.n_proxies, MAX_PROXIES, address_arg(ch, optarg));
+            break;
         case 'A': opt.anyone_admin = 1; break;
         case 'e': opt.raw_echo = 1; break;
         case 'q': opt.quiet = 1; break;
@@ -3648,9 +3666,13 @@ static void parse_options(int argc, char **argv)
         opt.token = make_token();
     for (const char *t = opt.token; t != NULL && *t != '\0'; t++)
         chars += ((unsigned char)*t & 0xC0) != 0x80;   /* characters: UTF-8's first bytes */
+    /* Not a bad command line if it came from the environment: exit 1. */
+    if (opt.token != NULL && chars < MIN_TOKEN_CHARS && opt.token == getenv("WSPUSH_ADMIN_TOKEN"))
+        die(1, "WSPUSH_ADMIN_TOKEN must be at least %d characters: a short token can be "
+            "guessed. Set it to random to have one made", MIN_TOKEN_CHARS);
     if (opt.token != NULL && chars < MIN_TOKEN_CHARS)
-        die(2, "the admin token must be at least %d characters: a short one can be "
-            "guessed. Use -t random to have one made", MIN_TOKEN_CHARS);
+        die(2, "the admin token must be at least %d characters: a short one can be guessed. "
+            "Use -t random to have one made", MIN_TOKEN_CHARS);
 }
 
 /* The www folder: -d, else ./www, else the installed pages; resolved

@@ -458,13 +458,15 @@ def test_cli(srv):
                        (["-p", "70000"], b"-p 70000"), (["-m", "abc"], b"-m abc"),
                        (["-T", "0"], b"-T 0"), (["-c", "-1"], b"-c -1"),
                        (["extra"], b"unexpected argument"),
+                       (["-b", "garbage"], b"-b garbage"), (["-x", "1"], b"-x 1"),
                        (["-t", "short token"], b"-t random")):
         r = subprocess.run([program] + args, capture_output=True, timeout=TIMEOUT)
         expect(r.returncode == 2 and b"usage:" in r.stderr and says in r.stderr,
                "%r: %r" % (args, r))
     env = dict(os.environ, WSPUSH_ADMIN_TOKEN="sesame")
     r = subprocess.run([program], capture_output=True, timeout=TIMEOUT, env=env)
-    expect(r.returncode == 2 and b"at least 12 characters" in r.stderr, "a short token: %r" % r)
+    expect(r.returncode == 1 and b"WSPUSH_ADMIN_TOKEN must be at least 12 characters" in
+           r.stderr and b"usage:" not in r.stderr, "a short token from the environment: %r" % r)
     r = subprocess.run([program, "-p", str(srv.port), "-b", "127.0.0.1"],
                        capture_output=True, timeout=TIMEOUT)
     expect(r.returncode == 1 and b"Address already in use" in r.stderr, "port in use: %r" % (r,))
