@@ -18,6 +18,11 @@
 # flags, taking turns with this one; a third table compares them. Results:
 # bench/out/raw.txt, and the tables in bench/out/results.md.
 #
+# ONLY="tput64 push class40" runs those workloads alone, and
+# SERVERS="wspush base" those servers alone (the rest of the tables
+# shows "-"): more runs of what a change must not slow down, in the time
+# of one full run.
+#
 # The flood rows: one student floods from 64 sockets, each keeping a deep
 # pipeline of small requests in flight, while a classmate makes echo
 # round trips one at a time; the classmate's round trip is what counts
@@ -63,6 +68,8 @@ NODE_DIR=""
 NODE_WHY=""
 if [ "$SMOKE" = 1 ]; then
     NODE_WHY="not run in --smoke"
+elif [ -n "${SERVERS:-}" ] && [[ " $SERVERS " != *" node "* ]]; then
+    NODE_WHY="not in SERVERS"
 elif ! command -v node > /dev/null; then
     NODE_WHY="node is not installed"
 elif [ ! -f "$SEED/server.js" ] || [ ! -f "$SEED/package.json" ]; then
@@ -180,8 +187,10 @@ status=0
 for w in "${WORKLOADS[@]}"; do
     name=${w%%|*}
     args=${w#*|}
+    [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]] && continue
     for run in $(seq "$RUNS"); do
         for target in $TARGETS; do
+            [ -n "${SERVERS:-}" ] && [[ " $SERVERS " != *" $target "* ]] && continue
             [ "$target" = node ] && [ -z "$NODE_DIR" ] && continue
             # The floor holds no state per client and has no close handshake:
             # in churn its clients close first and fill up with TIME_WAIT.
