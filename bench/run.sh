@@ -378,6 +378,16 @@ MD=$OUT/results.md
     say "Medians of $RUNS runs; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $(date -u +%Y-%m-%d)."
     [ -n "$NODE_WHY" ] && say "The article's server was not run: $NODE_WHY."
     [ -n "$BASE" ] && say "wspush (base): $BASE, with the same flags."
+    # tput64 and flood keep a quiet machine's server busy (over 900 ms of
+    # CPU a second): less means others took its core.
+    for w in tput64 flood; do
+        for t in wspush base; do
+            v=$(median $w $t server_cpu_ms_per_s)
+            [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v < 800) }' &&
+                say "Busy machine: in $w, $t had $v ms of CPU a second (median), where it could" \
+                    "use 1000; its rates say little, its CPU per message more."
+        done
+    done
 } > "$MD"
 cat "$MD"
 say ""
