@@ -25,9 +25,10 @@
 #
 # The flood rows: one student floods from 64 sockets, each keeping a deep
 # pipeline of small requests in flight, while a classmate makes echo
-# round trips one at a time; the classmate's round trip is what counts
-# (flood: echo requests; floodseat: {"req":"seat","secret":"x"} after the
-# student made 1000 away seats, wspush only, with -g 3600).
+# round trips one at a time, from another address (127.0.0.2); the
+# classmate's round trip is what counts (flood: echo requests; floodseat:
+# {"req":"seat","secret":"x"} after the student made 1000 away seats,
+# wspush only, with -g 3600).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=bench/out
@@ -161,8 +162,8 @@ if [ "$SMOKE" = 1 ]; then
                "tput60k|tput -c 2 -w 2 -s 60000 -t 1" "push|push -c 10 -w 4 -t 1"
                "conns|conns -c 100" "churn|churn -c 2 -t 1"
                "class40|class -c 5 -w 100 -s 64 -t 1" "raw64|tput -c 5 -w 4 -s 64 -t 1 -r"
-               "flood|flood -c 8 -w 512 -s 32 -n 2000 -t 1"
-               "floodseat|flood -c 8 -w 256 -s 32 -n 2000 -t 1 -k seat -a 100")
+               "flood|flood -c 8 -w 512 -s 32 -n 2000 -t 1 -B 127.0.0.2"
+               "floodseat|flood -c 8 -w 256 -s 32 -n 2000 -t 1 -B 127.0.0.2 -k seat -a 100")
     TARGETS="wspush floor"
     RUNS=1
 else
@@ -171,8 +172,8 @@ else
                "conns|conns -c 1000" "churn|churn -c 8 -t 5"
                "class40|class -c 40 -w 200 -s 64 -t 10" "class30|class -c 30 -w 1000 -s 64 -t 10"
                "raw64|tput -c 50 -w 8 -s 64 -t 5 -r"
-               "flood|flood -c 64 -w 8192 -s 32 -n 20000 -t 10"
-               "floodseat|flood -c 64 -w 1024 -s 32 -n 20000 -t 10 -k seat -a 1000")
+               "flood|flood -c 64 -w 8192 -s 32 -n 20000 -t 10 -B 127.0.0.2"
+               "floodseat|flood -c 64 -w 1024 -s 32 -n 20000 -t 10 -B 127.0.0.2 -k seat -a 1000")
     TARGETS="wspush node floor"
     [ -n "${UWS:-}" ] && TARGETS="wspush node uws floor"
 fi

@@ -24,12 +24,16 @@
  *          student's replies a second. -k echo: the student sends echo
  *          requests of S bytes; -k seat: {"req":"seat","secret":"x"}.
  *          -a A: before all that, the student makes A away seats (in
- *          batches of C: connect, {"req":"seat"}, drop once answered)
+ *          batches of C: connect, {"req":"seat"}, drop once answered).
+ *          -B ADDR: the classmate connects from this local address
+ *          (127.0.0.2, say): another machine to a server that counts
+ *          its clients by address
  * Every run ends by T + 20 s whatever happens, and prints one line:
  *   RESULT mode=tput target=wspush ... rate=... p50_us=... errors=0
  *
  * usage: wsbench MODE [-h HOST] [-p PORT] [-c C] [-w W] [-s S] [-t T]
  *                [-n N] [-x PID] [-f] [-r] [-l LABEL] [-k echo|seat] [-a A]
+ *                [-B ADDR]
  *   -f  the server is the floor (bench/floor.c): no handshake; an echo
  *       is the request bytes themselves, and in push mode the admin
  *       sends each user the very frame wspush would send
@@ -87,9 +91,9 @@ struct peer {
 
 static struct {
     enum mode mode;
-    const char *host, *label;
+    const char *host, *label, *classmate_from;
     int port, clients, window, size, seconds, count, floor, raw, pid, seat, away;
-} opt = { TPUT, "127.0.0.1", "server", 8080, 1, 1, 64, 5, 20000, 0, 0, 0, 0, 0 };
+} opt = { TPUT, "127.0.0.1", "server", NULL, 8080, 1, 1, 64, 5, 20000, 0, 0, 0, 0, 0 };
 
 static struct peer *peers;
 static int npeers, epfd;
@@ -357,6 +361,25 @@ static int opened;      /* connections ready: handshakes done */
 static struct sockaddr_storage server;
 static socklen_t server_len;
 
+static struct peer *classmate;     /* flood mode: the one who waits */
+
+/* Bind fd to local address addr (any port) before it connects. */
+static void bind_from(int fd, const char *addr)
+{
+    struct sockaddr_storage ss = { 0 };
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len = server.ss_family == AF_INET6 ? sizeof *in6 : sizeof *in4;
+    ss.ss_family = server.ss_family;
+    void *where = server.ss_family == AF_INET6 ? (void *)&in6->sin6_addr : (void *)&in4->sin_addr;
+    if (inet_pton(server.ss_family, addr, where) != 1) {
+        fprintf(stderr, "wsbench: -B %s: not an address of the server's family\n", addr);
+        exit(2);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+        fatal("bind (-B)");
+}
+
 /* Start a non-blocking connect for p; the handshake is queued to go
  * out as soon as the socket is writable. */
 static void peer_connect(struct peer *p)
@@ -369,6 +392,8 @@ static void peer_connect(struct peer *p)
     p->in.len = p->in.off = p->out.len = p->out.off = 0;
     p->sent = p->received = p->next_expected = 0;
     p->first_len = 0;
+    if (opt.classmate_from != NULL && p == classmate)
+        bind_from(p->fd, opt.classmate_from);
     if (connect(p->fd, (struct sockaddr *)&server, server_len) < 0 && errno != EINPROGRESS)
         fatal("connect");
     p->state = opt.floor ? OPEN : HANDSHAKE;
@@ -544,7 +569,6 @@ static int64_t measuring;   /* the clock has started */
 #define SEAT_FLOOD "{\"req\":\"seat\",\"secret\":\"x\"}"
 #define SEAT_HEAD  "{\"resp\":\"seat\",\"number\":"
 
-static struct peer *classmate;
 static int prepping;            /* -a: away seats are being made */
 static uint64_t seats_made;
 static int64_t classmate_at;    /* the classmate's first round trip */
@@ -883,7 +907,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: wsbench rtt|tput|push|conns|churn|class|flood [-h HOST] [-p PORT] "
                     "[-c C] [-w W] [-s S] [-t T] [-n N] [-x PID] [-f] [-r] [-l LABEL] "
-                    "[-k echo|seat] [-a A]\n");
+                    "[-k echo|seat] [-a A] [-B ADDR]\n");
     exit(2);
 }
 
@@ -899,7 +923,7 @@ int main(int argc, char **argv)
     opt.mode = (enum mode)m;
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:frl:k:a:")) != -1) {
+    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:frl:k:a:B:")) != -1) {
         switch (ch) {
         case 'h': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
@@ -915,6 +939,7 @@ int main(int argc, char **argv)
         case 'k': opt.seat = strcmp(optarg, "seat") == 0 ? 1 : strcmp(optarg, "echo") == 0 ? 0 : -1;
                   break;
         case 'a': opt.away = atoi(optarg); break;
+        case 'B': opt.classmate_from = optarg; break;
         default: usage();
         }
     }
@@ -925,7 +950,8 @@ int main(int argc, char **argv)
         opt.window > 65536 || opt.size < 1 || opt.size > (16 << 20) || opt.seconds < 1 ||
         opt.count < 1 || (opt.mode == FLOOD && opt.count > 1000000) || opt.seat < 0 ||
         opt.away < 0 || opt.away > 100000 ||
-        ((opt.seat || opt.away) && (opt.mode != FLOOD || opt.floor || opt.raw)))
+        ((opt.seat || opt.away) && (opt.mode != FLOOD || opt.floor || opt.raw)) ||
+        (opt.classmate_from != NULL && opt.mode != FLOOD))
         usage();
 
     struct rlimit rl;
