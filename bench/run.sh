@@ -13,8 +13,22 @@
 # temporary folder; without Node or the file, its column says why it is
 # empty. With UWS=PATH, a server built from bench/uws-tutorial.cpp (the
 # tutorial's requests on uWebSockets; see that file) runs too, and a
-# second table compares it. Results: bench/out/raw.txt, and the tables in
-# bench/out/results.md.
+# second table compares it. With BASE=PATH, another build of wspush (the
+# one before a change, say) runs too, as "wspush (base)", with the same
+# flags, taking turns with this one; a third table compares them. Results:
+# bench/out/raw.txt, and the tables in bench/out/results.md.
+#
+# ONLY="tput64 push class40" runs those workloads alone, and
+# SERVERS="wspush base" those servers alone (the rest of the tables
+# shows "-"): more runs of what a change must not slow down, in the time
+# of one full run.
+#
+# The flood rows: one student floods from 64 sockets, each keeping a deep
+# pipeline of small requests in flight, while a classmate makes echo
+# round trips one at a time, from another address (127.0.0.2); the
+# classmate's round trip is what counts (flood: echo requests; floodseat:
+# {"req":"seat","secret":"x"} after the student made 1000 away seats,
+# wspush only, with -g 3600).
 set -u
 cd "$(dirname "$0")/.." || exit 1
 OUT=bench/out
@@ -27,6 +41,11 @@ SEED=${WSPUSH_SEED:-../shared/seed}
     SEED=../../shared/seed
 SMOKE=0
 [ "${1:-}" = --smoke ] && SMOKE=1
+BASE=${BASE:-}
+if [ -n "$BASE" ] && [ ! -x "$BASE" ]; then
+    echo "bench/run.sh: BASE=$BASE is not an executable wspush" >&2
+    exit 2
+fi
 
 say() { printf '%s\n' "$*"; }
 
@@ -50,6 +69,8 @@ NODE_DIR=""
 NODE_WHY=""
 if [ "$SMOKE" = 1 ]; then
     NODE_WHY="not run in --smoke"
+elif [ -n "${SERVERS:-}" ] && [[ " $SERVERS " != *" node "* ]]; then
+    NODE_WHY="not in SERVERS"
 elif ! command -v node > /dev/null; then
     NODE_WHY="node is not installed"
 elif [ ! -f "$SEED/server.js" ] || [ ! -f "$SEED/package.json" ]; then
@@ -109,8 +130,11 @@ start() {
     local log="$OUT/server.log"
     : > "$log"
     case $1 in
-    wspush) case $2 in raw*) mode=-e;; *) mode=;; esac
-            $ON_SERVER "$OUT/wspush" -q -c 0 -b 127.0.0.1 -p 0 $mode > "$log" 2>&1 & ;;
+    wspush|base)
+            case $2 in raw*) mode=-e;; floodseat) mode="-g 3600";; *) mode=;; esac
+            bin=$OUT/wspush
+            [ "$1" = base ] && bin=$BASE
+            $ON_SERVER "$bin" -q -c 0 -b 127.0.0.1 -p 0 $mode > "$log" 2>&1 & ;;
     node)   PORT=$(free_port)
             (cd "$NODE_DIR" && PORT=$PORT QUIET=1 exec $ON_SERVER node server.js) > "$log" 2>&1 & ;;
     uws)    PORT=$(free_port)
@@ -137,7 +161,9 @@ if [ "$SMOKE" = 1 ]; then
     WORKLOADS=("rtt|rtt -n 500 -s 32" "tput64|tput -c 5 -w 4 -s 64 -t 1"
                "tput60k|tput -c 2 -w 2 -s 60000 -t 1" "push|push -c 10 -w 4 -t 1"
                "conns|conns -c 100" "churn|churn -c 2 -t 1"
-               "class40|class -c 5 -w 100 -s 64 -t 1" "raw64|tput -c 5 -w 4 -s 64 -t 1 -r")
+               "class40|class -c 5 -w 100 -s 64 -t 1" "raw64|tput -c 5 -w 4 -s 64 -t 1 -r"
+               "flood|flood -c 8 -w 512 -s 32 -n 2000 -t 1 -B 127.0.0.2"
+               "floodseat|flood -c 8 -w 256 -s 32 -n 2000 -t 1 -B 127.0.0.2 -k seat -a 100")
     TARGETS="wspush floor"
     RUNS=1
 else
@@ -145,10 +171,14 @@ else
                "tput60k|tput -c 10 -w 4 -s 60000 -t 5" "push|push -c 100 -w 16 -t 5"
                "conns|conns -c 1000" "churn|churn -c 8 -t 5"
                "class40|class -c 40 -w 200 -s 64 -t 10" "class30|class -c 30 -w 1000 -s 64 -t 10"
-               "raw64|tput -c 50 -w 8 -s 64 -t 5 -r")
+               "raw64|tput -c 50 -w 8 -s 64 -t 5 -r"
+               "flood|flood -c 64 -w 8192 -s 32 -n 20000 -t 10 -B 127.0.0.2"
+               "floodseat|flood -c 64 -w 1024 -s 32 -n 20000 -t 10 -B 127.0.0.2 -k seat -a 1000")
     TARGETS="wspush node floor"
     [ -n "${UWS:-}" ] && TARGETS="wspush node uws floor"
 fi
+[ -n "$BASE" ] && TARGETS="wspush base ${TARGETS#wspush }"
+
 
 RAW=$OUT/raw.txt
 : > "$RAW"
@@ -158,14 +188,18 @@ status=0
 for w in "${WORKLOADS[@]}"; do
     name=${w%%|*}
     args=${w#*|}
+    [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]] && continue
     for run in $(seq "$RUNS"); do
         for target in $TARGETS; do
+            [ -n "${SERVERS:-}" ] && [[ " $SERVERS " != *" $target "* ]] && continue
             [ "$target" = node ] && [ -z "$NODE_DIR" ] && continue
             # The floor holds no state per client and has no close handshake:
             # in churn its clients close first and fill up with TIME_WAIT.
             [ "$target" = floor ] && { [ "$name" = conns ] || [ "$name" = churn ]; } && continue
             # The article's server has no raw echo.
             [ "$target" = node ] && [ "$name" = raw64 ] && continue
+            # Seats are wspush's own.
+            [ "$name" = floodseat ] && [ "$target" != wspush ] && [ "$target" != base ] && continue
             start "$target" "$name" || { status=1; continue; }
             floor_flag=""
             these=$args
@@ -200,6 +234,22 @@ done
 median() {
     grep "^$1 " "$RAW" | grep " target=$2 " | grep -o " $3=[0-9.]*" | cut -d= -f2 | sort -n |
         awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "" }'
+}
+
+# figure WORKLOAD TARGET FIELD: the field as the tables show it: the median
+# of the runs, but for max_us the largest; a flood row's times in ms.
+figure() {
+    local v
+    if [ "$3" = max_us ]; then
+        v=$(grep "^$1 " "$RAW" | grep " target=$2 " | grep -o " $3=[0-9.]*" | cut -d= -f2 |
+            sort -n | tail -n 1)
+    else
+        v=$(median "$1" "$2" "$3")
+    fi
+    case $1/$3 in
+    flood*_us) awk -v v="$v" 'BEGIN { if (v != "") printf (v < 1000 ? "%.2f" : "%.1f"), v / 1000 }' ;;
+    *) echo "$v" ;;
+    esac
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
@@ -257,13 +307,29 @@ MD=$OUT/results.md
     a=$(median raw64 wspush server_cpu_ns)
     c=$(median raw64 floor server_cpu_ns)
     say "| raw64 | ... server CPU per message, ns | ${a:--} | - | ${c:--} | (vs floor) $(ratio "$a" "$c") | | |"
+    flood_row() {   # workload field label [limit, ms]
+        local a b c t="| |"
+        a=$(figure "$1" wspush "$2")
+        b=$(figure "$1" node "$2")
+        c=$(figure "$1" floor "$2")
+        [ -n "${4:-}" ] && t="| <= $4 ms | $(check "${a:--}" "<=" "$4")"
+        say "| $1 | $3 | ${a:--} | ${b:--} | ${c:--} | $(ratio "$a" "$b") $t |"
+    }
+    flood_row flood p50_us "a classmate's round trip while one student floods (64 sockets of echo): median, ms" 10
+    flood_row flood p99_us "... p99, ms"
+    flood_row flood max_us "... at its worst (of all runs), ms" 100
+    flood_row flood rate "... the student's requests answered a second"
+    flood_row floodseat p50_us "... while the student floods {\"req\":\"seat\",\"secret\":\"x\"} after making 1000 away seats: median, ms" 10
+    flood_row floodseat p99_us "... p99, ms"
+    flood_row floodseat max_us "... at its worst (of all runs), ms" 100
+    flood_row floodseat rate "... the student's requests answered a second"
     if [ -n "${UWS:-}" ]; then
         say ""
         say "| workload | metric | wspush | uWebSockets | wspush / uWebSockets |"
         say "|---|---|---:|---:|---:|"
         versus() {   # workload field label
-            a=$(median "$1" wspush "$2")
-            b=$(median "$1" uws "$2")
+            a=$(figure "$1" wspush "$2")
+            b=$(figure "$1" uws "$2")
             say "| $1 | $3 | ${a:--} | ${b:--} | $(ratio "$a" "$b") |"
         }
         versus rtt p50_us "round trip p50, µs"
@@ -273,10 +339,56 @@ MD=$OUT/results.md
         done
         versus class40 server_cpu_ms_per_s "server CPU, ms per second"
         versus class30 server_cpu_ms_per_s "server CPU, ms per second"
+        versus flood p50_us "a classmate's round trip while one student floods: median, ms"
+        versus flood max_us "... at its worst (of all runs), ms"
+        versus flood rate "... the student's requests answered a second"
+    fi
+    if [ -n "$BASE" ]; then
+        say ""
+        say "| workload | metric | wspush | wspush (base) | wspush / base | target | |"
+        say "|---|---|---:|---:|---:|---|---|"
+        against() {   # workload field label [op limit]: this build against the base
+            a=$(figure "$1" wspush "$2")
+            b=$(figure "$1" base "$2")
+            r=$(ratio "$a" "$b")
+            if [ -n "${4:-}" ]; then
+                say "| $1 | $3 | ${a:--} | ${b:--} | $r | $4 $5 x | $(check "$r" "$4" "$5") |"
+            else
+                say "| $1 | $3 | ${a:--} | ${b:--} | $r | | |"
+            fi
+        }
+        against rtt p50_us "round trip p50, µs"
+        against tput64 rate "64 B messages/s" ">=" 0.95
+        against tput64 server_cpu_ns "server CPU per message, ns" "<=" 1.05
+        against tput60k rate "60000 B messages/s"
+        against push rate "deliveries/s" ">=" 0.95
+        against push server_cpu_ns "server CPU per delivery, ns" "<=" 1.05
+        against churn rate "connect-echo-close cycles/s"
+        against conns server_peak_rss_kb "peak RSS with 1000 clients, KiB"
+        against class40 server_cpu_ms_per_s "server CPU, ms per second" "<=" 1.05
+        against class30 server_cpu_ms_per_s "server CPU, ms per second"
+        against raw64 rate "wspush -e: 64 B messages/s"
+        against raw64 server_cpu_ns "... server CPU per message, ns"
+        for w in flood floodseat; do
+            against $w p50_us "a classmate's round trip while one student floods: median, ms"
+            against $w max_us "... at its worst (of all runs), ms"
+            against $w rate "... the student's requests answered a second"
+        done
     fi
     say ""
     say "Medians of $RUNS runs; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -sr), $(date -u +%Y-%m-%d)."
     [ -n "$NODE_WHY" ] && say "The article's server was not run: $NODE_WHY."
+    [ -n "$BASE" ] && say "wspush (base): $BASE, with the same flags."
+    # tput64 and flood keep a quiet machine's server busy (over 900 ms of
+    # CPU a second): less means others took its core.
+    for w in tput64 flood; do
+        for t in wspush base; do
+            v=$(median $w $t server_cpu_ms_per_s)
+            [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v < 800) }' &&
+                say "Busy machine: in $w, $t had $v ms of CPU a second (median), where it could" \
+                    "use 1000; its rates say little, its CPU per message more."
+        done
+    done
 } > "$MD"
 cat "$MD"
 say ""

@@ -15,11 +15,25 @@
  *          W ms (each from its own random moment), for T seconds; the
  *          server's CPU is reported per second (server_cpu_ms_per_s) as
  *          well as per message
+ *   flood  one student floods, a classmate waits: C student sockets each
+ *          keep W requests in flight for T seconds (a new one for each
+ *          reply, replies read as they come), while one more socket, the
+ *          classmate's, makes echo round trips of S bytes one at a time,
+ *          at most N, from T/4 (at most 1 s) into the flood to its end.
+ *          p50/p99/max are the classmate's round trips; rate is the
+ *          student's replies a second. -k echo: the student sends echo
+ *          requests of S bytes; -k seat: {"req":"seat","secret":"x"}.
+ *          -a A: before all that, the student makes A away seats (in
+ *          batches of C: connect, {"req":"seat"}, drop once answered).
+ *          -B ADDR: the classmate connects from this local address
+ *          (127.0.0.2, say): another machine to a server that counts
+ *          its clients by address
  * Every run ends by T + 20 s whatever happens, and prints one line:
  *   RESULT mode=tput target=wspush ... rate=... p50_us=... errors=0
  *
  * usage: wsbench MODE [-h HOST] [-p PORT] [-c C] [-w W] [-s S] [-t T]
- *                [-n N] [-x PID] [-f] [-r] [-l LABEL]
+ *                [-n N] [-x PID] [-f] [-r] [-l LABEL] [-k echo|seat] [-a A]
+ *                [-B ADDR]
  *   -f  the server is the floor (bench/floor.c): no handshake; an echo
  *       is the request bytes themselves, and in push mode the admin
  *       sends each user the very frame wspush would send
@@ -49,7 +63,7 @@
 #define HIST_US       1000000       /* latency histogram: 1 µs buckets to 1 s */
 #define GRACE_S       20            /* every run ends by T + this */
 
-enum mode { RTT, TPUT, PUSH, CONNS, CHURN, CLASS };
+enum mode { RTT, TPUT, PUSH, CONNS, CHURN, CLASS, FLOOD };
 enum state { CONNECTING, HANDSHAKE, OPEN, CLOSING };
 
 struct buf {
@@ -70,13 +84,16 @@ struct peer {
     int64_t sent_at[RING];      /* send times by sequence number        */
     int64_t next_send;          /* class: when its next message goes    */
     int want_out;               /* EPOLLOUT is armed                    */
+    int untimed;                /* flood: a student's; replies not timed */
+    char first[256];            /* flood -k seat: the first seat reply  */
+    size_t first_len;
 };
 
 static struct {
     enum mode mode;
-    const char *host, *label;
-    int port, clients, window, size, seconds, count, floor, raw, pid;
-} opt = { TPUT, "127.0.0.1", "server", 8080, 1, 1, 64, 5, 20000, 0, 0, 0 };
+    const char *host, *label, *classmate_from;
+    int port, clients, window, size, seconds, count, floor, raw, pid, seat, away;
+} opt = { TPUT, "127.0.0.1", "server", NULL, 8080, 1, 1, 64, 5, 20000, 0, 0, 0, 0, 0 };
 
 static struct peer *peers;
 static int npeers, epfd;
@@ -120,6 +137,10 @@ static void error_once(const char *fmt, const char *detail)
     }
 }
 
+/* Flood mode keeps each round trip too: they may last seconds. */
+static int64_t *kept;
+static uint64_t n_kept, kept_cap;
+
 static void record(int64_t ns)
 {
     int64_t us = ns / 1000;
@@ -127,11 +148,23 @@ static void record(int64_t ns)
     samples++;
     if (ns > max_ns)
         max_ns = ns;
+    if (n_kept < kept_cap)
+        kept[n_kept++] = ns;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
 }
 
 static double percentile(double p)
 {
     uint64_t want = (uint64_t)(p * (double)samples), seen = 0;
+    if (kept_cap > 0 && n_kept == samples) {
+        qsort(kept, (size_t)n_kept, sizeof *kept, by_value);
+        return (double)(kept[want < n_kept ? want : n_kept - 1] / 1000);
+    }
     for (int i = 0; i < HIST_US; i++) {
         seen += hist[i];
         if (seen > want)
@@ -295,7 +328,8 @@ static void check_echo(struct peer *p, const unsigned char *payload, size_t len)
     fresh = 0;
     if (len != hl + n + 2 || memcmp(payload, expect_buf, len) != 0)
         error_once("wrong or out-of-order echo: %.60s", (const char *)payload);
-    record(tick - p->sent_at[p->received % RING]);
+    if (!p->untimed)
+        record(tick - p->sent_at[p->received % RING]);
     p->received++;
 }
 
@@ -327,6 +361,25 @@ static int opened;      /* connections ready: handshakes done */
 static struct sockaddr_storage server;
 static socklen_t server_len;
 
+static struct peer *classmate;     /* flood mode: the one who waits */
+
+/* Bind fd to local address addr (any port) before it connects. */
+static void bind_from(int fd, const char *addr)
+{
+    struct sockaddr_storage ss = { 0 };
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    socklen_t len = server.ss_family == AF_INET6 ? sizeof *in6 : sizeof *in4;
+    ss.ss_family = server.ss_family;
+    void *where = server.ss_family == AF_INET6 ? (void *)&in6->sin6_addr : (void *)&in4->sin_addr;
+    if (inet_pton(server.ss_family, addr, where) != 1) {
+        fprintf(stderr, "wsbench: -B %s: not an address of the server's family\n", addr);
+        exit(2);
+    }
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+        fatal("bind (-B)");
+}
+
 /* Start a non-blocking connect for p; the handshake is queued to go
  * out as soon as the socket is writable. */
 static void peer_connect(struct peer *p)
@@ -338,6 +391,9 @@ static void peer_connect(struct peer *p)
     setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     p->in.len = p->in.off = p->out.len = p->out.off = 0;
     p->sent = p->received = p->next_expected = 0;
+    p->first_len = 0;
+    if (opt.classmate_from != NULL && p == classmate)
+        bind_from(p->fd, opt.classmate_from);
     if (connect(p->fd, (struct sockaddr *)&server, server_len) < 0 && errno != EINPROGRESS)
         fatal("connect");
     p->state = opt.floor ? OPEN : HANDSHAKE;
@@ -398,8 +454,8 @@ static int peer_read(struct peer *p)
             return -1;
         }
         p->in.len += (size_t)n;
-        if ((size_t)n < 65536)
-            break;
+        if ((size_t)n < 65536 || p->untimed)
+            break;      /* a student's next 64 KiB: after a look at the classmate */
     }
     tick = now_ns();
     if (p->state == HANDSHAKE) {
@@ -506,9 +562,94 @@ static void on_push_delivery(struct peer *p, const unsigned char *payload, size_
         done_msgs++;
 }
 
-/* ------------------------------------------------------------- events */
+/* --------------------------------------------------------------- flood */
 
 static int64_t measuring;   /* the clock has started */
+#define SEAT_ASK   "{\"req\":\"seat\"}"
+#define SEAT_FLOOD "{\"req\":\"seat\",\"secret\":\"x\"}"
+#define SEAT_HEAD  "{\"resp\":\"seat\",\"number\":"
+
+static int prepping;            /* -a: away seats are being made */
+static uint64_t seats_made;
+static int64_t classmate_at;    /* the classmate's first round trip */
+
+/* One more request of the student's on p. */
+static void send_flood(struct peer *p)
+{
+    if (!opt.seat) {
+        send_echo(p);
+        return;
+    }
+    p->sent++;
+    put_frame(&p->out, 1, SEAT_FLOOD, sizeof SEAT_FLOOD - 1);
+}
+
+/* Is the reply a seat, with a number and a secret? */
+static int is_seat(const unsigned char *payload, size_t n)
+{
+    static const char secret[] = ",\"secret\":\"";
+    if (n < sizeof SEAT_HEAD - 1 || memcmp(payload, SEAT_HEAD, sizeof SEAT_HEAD - 1) != 0)
+        return 0;
+    for (size_t i = 0; i + sizeof secret - 1 <= n; i++)
+        if (memcmp(payload + i, secret, sizeof secret - 1) == 0)
+            return 1;
+    return 0;
+}
+
+/* A reply to {"req":"seat","secret":"x"}, an unknown secret: the sender's
+ * own seat, the same each time on one connection. */
+static void check_seat(struct peer *p, const unsigned char *payload, size_t n)
+{
+    if (p->received == 0 && (n > sizeof p->first || !is_seat(payload, n))) {
+        error_once("not a seat: %.60s", (const char *)payload);
+    } else if (p->received == 0) {
+        memcpy(p->first, payload, n);
+        p->first_len = n;
+    } else if (n != p->first_len || memcmp(payload, p->first, n) != 0) {
+        error_once("the seat changed: %.60s", (const char *)payload);
+    }
+    p->received++;
+}
+
+/* -a: a seat made for the student; its connection is dropped. */
+static void got_away_seat(struct peer *p, const unsigned char *payload, size_t n)
+{
+    if (!is_seat(payload, n))
+        error_once("not a seat: %.60s", (const char *)payload);
+    else
+        seats_made++;
+    peer_close(p);
+}
+
+/* Flood mode: the classmate's first round trip goes once the flood is
+ * under way. Returns the ms until then, at most 50. */
+static int flood_due(void)
+{
+    int64_t now = now_ns();
+    if (!measuring || classmate->sent > 0)
+        return 50;
+    if (now >= classmate_at) {
+        tick = now;
+        send_echo(classmate);
+        return 50;
+    }
+    return (int)((classmate_at - now + 999999) / 1000000);
+}
+
+/* Flood mode, between a student's reads: the classmate's reply, if it
+ * came, is read and its next request sent at once, so that its round
+ * trips measure the server, not the queue of the students' replies. */
+static void flood_classmate(void)
+{
+    if (classmate->fd < 0 || classmate->received >= classmate->sent)
+        return;
+    if (peer_read(classmate) == 0) {
+        peer_write(classmate);
+        watch(classmate);
+    }
+}
+
+/* ------------------------------------------------------------- events */
 
 static void on_open(struct peer *p)
 {
@@ -524,6 +665,10 @@ static void on_open(struct peer *p)
         send_echo(p);
         break;
     case CLASS:
+        break;
+    case FLOOD:
+        if (prepping)
+            put_frame(&p->out, 1, SEAT_ASK, sizeof SEAT_ASK - 1);
         break;
     }
 }
@@ -568,6 +713,24 @@ static void on_frame(struct peer *p, int op, unsigned char *payload, size_t n)
     case CONNS:
         check_echo(p, payload, n);
         done_msgs++;
+        break;
+    case FLOOD:
+        if (prepping) {
+            got_away_seat(p, payload, n);
+        } else if (p == classmate) {
+            check_echo(p, payload, n);
+            if (measuring && tick < stop_ns && p->received < (uint64_t)opt.count)
+                send_echo(p);
+        } else {
+            if (opt.seat)
+                check_seat(p, payload, n);
+            else
+                check_echo(p, payload, n);
+            if (measuring && tick < stop_ns) {
+                done_msgs++;
+                send_flood(p);
+            }
+        }
         break;
     case CHURN:
         check_echo(p, payload, n);
@@ -624,7 +787,7 @@ static void loop(int (*done)(void), int64_t deadline)
 {
     struct epoll_event evs[256];
     while (!done() && now_ns() < deadline) {
-        int wait_ms = class_due();
+        int wait_ms = opt.mode == FLOOD ? flood_due() : class_due();
         for (int i = 0; i < npeers; i++)
             if (peers[i].fd >= 0 && peers[i].out.len > peers[i].out.off)
                 peer_write(&peers[i]);
@@ -646,6 +809,8 @@ static void loop(int (*done)(void), int64_t deadline)
                 peer_write(p);
             if (p->fd >= 0)
                 watch(p);
+            if (opt.mode == FLOOD && p != classmate && measuring)
+                flood_classmate();
         }
     }
 }
@@ -655,12 +820,42 @@ static int users_open(void) { return opened >= npeers - (admin_peer != NULL); }
 static int never(void) { return 0; }
 static int rtt_done(void) { return done_msgs >= (uint64_t)opt.count || errors > 0; }
 static int conns_done(void) { return done_msgs >= (uint64_t)npeers || errors > 0; }
+static int batch;
+static int batch_gone(void)
+{
+    for (int i = 0; i < batch; i++)
+        if (peers[i].fd >= 0)
+            return 0;
+    return 1;
+}
 static int drained(void)
 {
     for (int i = 0; i < npeers; i++)
         if (peers[i].fd >= 0 && peers[i].received < peers[i].sent)
             return 0;
     return admin_peer == NULL || acks >= push_seq;
+}
+
+/* -a: the student makes opt.away away seats, opt.clients at a time. */
+static void make_away_seats(int64_t deadline)
+{
+    prepping = 1;
+    for (int made = 0; made < opt.away && errors == 0 && now_ns() < deadline; made += batch) {
+        batch = opt.away - made < opt.clients ? opt.away - made : opt.clients;
+        for (int i = 0; i < batch; i++)
+            peer_connect(&peers[i]);
+        loop(batch_gone, deadline);
+    }
+    for (int i = 0; i < npeers; i++) {
+        if (peers[i].fd >= 0) {
+            error_once("%s", "a seat was not answered in time");
+            peer_close(&peers[i]);
+        }
+    }
+    if (seats_made < (uint64_t)opt.away)
+        error_once("%s", "fewer away seats made than asked for");
+    prepping = 0;
+    opened = 0;
 }
 
 /* CPU time (user + system) of process pid so far, in nanoseconds: from
@@ -710,8 +905,9 @@ static long peak_rss_kb(int pid)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: wsbench rtt|tput|push|conns|churn|class [-h HOST] [-p PORT] [-c C] "
-                    "[-w W] [-s S] [-t T] [-n N] [-x PID] [-f] [-r] [-l LABEL]\n");
+    fprintf(stderr, "usage: wsbench rtt|tput|push|conns|churn|class|flood [-h HOST] [-p PORT] "
+                    "[-c C] [-w W] [-s S] [-t T] [-n N] [-x PID] [-f] [-r] [-l LABEL] "
+                    "[-k echo|seat] [-a A] [-B ADDR]\n");
     exit(2);
 }
 
@@ -719,15 +915,15 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         usage();
-    const char *names[] = { "rtt", "tput", "push", "conns", "churn", "class" };
+    const char *names[] = { "rtt", "tput", "push", "conns", "churn", "class", "flood" };
     int m;
-    for (m = 0; m < 6 && strcmp(argv[1], names[m]) != 0; m++) ;
-    if (m == 6)
+    for (m = 0; m < 7 && strcmp(argv[1], names[m]) != 0; m++) ;
+    if (m == 7)
         usage();
     opt.mode = (enum mode)m;
     int ch;
     optind = 2;
-    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:frl:")) != -1) {
+    while ((ch = getopt(argc, argv, "h:p:c:w:s:t:n:x:frl:k:a:B:")) != -1) {
         switch (ch) {
         case 'h': opt.host = optarg; break;
         case 'p': opt.port = atoi(optarg); break;
@@ -740,14 +936,22 @@ int main(int argc, char **argv)
         case 'f': opt.floor = 1; break;
         case 'r': opt.raw = 1; break;
         case 'l': opt.label = optarg; break;
+        case 'k': opt.seat = strcmp(optarg, "seat") == 0 ? 1 : strcmp(optarg, "echo") == 0 ? 0 : -1;
+                  break;
+        case 'a': opt.away = atoi(optarg); break;
+        case 'B': opt.classmate_from = optarg; break;
         default: usage();
         }
     }
     if (opt.mode == RTT)
         opt.clients = opt.window = 1;
     if (opt.clients < 1 || opt.clients + 1 > MAX_PEERS || opt.window < 1 ||
-        (opt.window > RING / 4 && opt.mode != CLASS) || opt.size < 1 ||
-        opt.size > (16 << 20) || opt.seconds < 1)
+        (opt.window > RING / 4 && opt.mode != CLASS && opt.mode != FLOOD) ||
+        opt.window > 65536 || opt.size < 1 || opt.size > (16 << 20) || opt.seconds < 1 ||
+        opt.count < 1 || (opt.mode == FLOOD && opt.count > 1000000) || opt.seat < 0 ||
+        opt.away < 0 || opt.away > 100000 ||
+        ((opt.seat || opt.away) && (opt.mode != FLOOD || opt.floor || opt.raw)) ||
+        (opt.classmate_from != NULL && opt.mode != FLOOD))
         usage();
 
     struct rlimit rl;
@@ -769,19 +973,32 @@ int main(int argc, char **argv)
     hist = calloc(HIST_US, sizeof *hist);
     scratch = malloc((size_t)opt.size + 256);
     expect_buf = malloc((size_t)opt.size + 256);
-    npeers = opt.clients + (opt.mode == PUSH);
+    npeers = opt.clients + (opt.mode == PUSH || opt.mode == FLOOD);
     peers = calloc((size_t)npeers, sizeof *peers);
     epfd = epoll_create1(0);
     if (!hist || !scratch || !expect_buf || !peers || epfd < 0)
         fatal("setup");
-    for (int i = 0; i < npeers; i++)
+    for (int i = 0; i < npeers; i++) {
         peers[i].index = i;
+        peers[i].fd = -1;
+    }
     if (opt.mode == PUSH) {
         admin_peer = &peers[npeers - 1];
         admin_peer->admin = 1;
     }
+    if (opt.mode == FLOOD) {
+        kept_cap = (uint64_t)opt.count;
+        kept = malloc((size_t)opt.count * sizeof *kept);
+        if (kept == NULL)
+            fatal("malloc");
+        classmate = &peers[npeers - 1];
+        for (int i = 0; i < opt.clients; i++)
+            peers[i].untimed = 1;
+    }
 
     int64_t t0 = now_ns(), deadline = t0 + (int64_t)(opt.seconds + GRACE_S) * 1000000000;
+    if (opt.away > 0)
+        make_away_seats(deadline);
     /* Connect everyone (churn connects as it goes). Users before the
      * admin, so the admin's list is complete when it asks. */
     if (opt.mode != CHURN) {
@@ -806,7 +1023,7 @@ int main(int argc, char **argv)
         errors++;
     }
 
-    int64_t cpu0 = opt.pid ? cpu_ns(opt.pid) : -1;
+    int64_t cpu0 = opt.pid ? cpu_ns(opt.pid) : -1, cpu_flood = -1;
     start_ns = tick = now_ns();
     stop_ns = start_ns + (int64_t)opt.seconds * 1000000000;
     measuring = 1;
@@ -844,11 +1061,23 @@ int main(int argc, char **argv)
         loop(never, stop_ns);
         loop(drained, deadline);
         break;
+    case FLOOD:
+        classmate_at = start_ns + (opt.seconds < 4 ? (int64_t)opt.seconds * 250000000 : 1000000000);
+        for (int i = 0; i < opt.clients; i++)
+            for (int w = 0; w < opt.window; w++)
+                send_flood(&peers[i]);
+        loop(never, stop_ns);
+        cpu_flood = opt.pid ? cpu_ns(opt.pid) : -1;    /* not the drain's */
+        loop(drained, deadline);
+        if (samples == 0)
+            error_once("%s", "the classmate got no round trip back");
+        break;
     }
     int64_t end_ns = now_ns();
-    int64_t cpu1 = opt.pid ? cpu_ns(opt.pid) : -1;
+    int64_t cpu1 = opt.mode == FLOOD ? cpu_flood : opt.pid ? cpu_ns(opt.pid) : -1;
     double secs = (double)((opt.mode == TPUT || opt.mode == PUSH || opt.mode == CHURN ||
-                            opt.mode == CLASS ? stop_ns : end_ns) - start_ns) / 1e9;
+                            opt.mode == CLASS || opt.mode == FLOOD ? stop_ns : end_ns) -
+                           start_ns) / 1e9;
     uint64_t count = opt.mode == CHURN ? cycles : done_msgs;
     if (now_ns() >= deadline) {
         fprintf(stderr, "wsbench: the run did not finish in time\n");
@@ -861,6 +1090,9 @@ int main(int argc, char **argv)
     if (samples)
         printf(" p50_us=%.0f p99_us=%.0f max_us=%.0f", percentile(0.50), percentile(0.99),
                (double)max_ns / 1000);
+    if (opt.mode == FLOOD)
+        printf(" flood=%s round_trips=%llu away_seats=%llu", opt.seat ? "seat" : "echo",
+               (unsigned long long)samples, (unsigned long long)seats_made);
     if (cpu0 >= 0 && cpu1 >= 0 && count > 0)
         printf(" server_cpu_ns=%.0f", (double)(cpu1 - cpu0) / (double)count);
     if (cpu0 >= 0 && cpu1 >= 0)
