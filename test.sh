@@ -115,6 +115,7 @@ else
     run "static files" 120 python3 tests/static.py
     run "admin access and presence" 300 python3 tests/admin.py
     run "seats" 300 python3 tests/seats.py
+    run "fairness between students" 300 python3 tests/fairness.py
     run "what start-up says to open" 120 python3 tests/urls.py
 fi
 
@@ -219,6 +220,7 @@ full() {
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "limits (sanitizers)" 600 python3 tests/limits.py
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "admin (sanitizers)" 300 python3 tests/admin.py
         WSPUSH=./wspush-asan WSPUSH_TAG=asan run "seats (sanitizers)" 300 python3 tests/seats.py
+        WSPUSH=./wspush-asan WSPUSH_TAG=asan run "fairness (sanitizers)" 900 python3 tests/fairness.py
         unset ASAN_OPTIONS UBSAN_OPTIONS
         logs_clean asan sanitizers 'ERROR: (Address|Leak)Sanitizer|runtime error:'
     else
