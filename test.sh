@@ -165,7 +165,7 @@ full() {
         skip "browser: no Chromium at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"
     else
         run "browser" 300 node tests/browser.js
-        run "seats in Chromium" 300 node tests/seats.js 2
+        run "seats in Chromium" 480 node tests/seats.js 2
         have zbarimg || missing zbar-tools
         run "QR code in Chromium" 120 node tests/qr.js
         echo "screenshots: $OUT/screenshots"

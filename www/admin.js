@@ -8,7 +8,12 @@
 // user leaves for good, the pick is cleared and pushing waits until the
 // teacher picks again. Each push carries a "ref"; the server's receipts
 // for it say, user by user, whether it was sent, queued (away), seen or
-// lost, and its line in the log shows them.
+// lost (and why). Its line in the log counts who has seen it, and names
+// the others with their state; those it was lost for can have it pushed
+// again in one click (sent and queued pushes still arrive by themselves,
+// so they are not pushed twice). A row says why a student is away (the
+// page closed, or the connection was lost) and how often their connection
+// dropped in the last 10 minutes.
 //
 // "Students open": the address of the user page, as a link and a QR code
 // a phone can scan (qr.js), from what "get addresses" says: wspush's own
@@ -22,8 +27,9 @@ const rows = document.getElementById('user-rows');
 const pushButton = document.getElementById('btn');
 const tokenField = document.getElementById('token');
 const picked = new Set();       // seat numbers of the users the teacher picked
-const pushes = new Map();       // ref -> { states: Map(number -> state), line }
-let users = [];                 // the last list: {key, number, name, role, address, since, away}
+const pushes = new Map();       // ref -> { text, states: number -> {state, why}, status, ... }
+let users = [];                 // the last list: {key, number, name, role, address, since, away,
+                                //   why, drops}
 let own = false;                // this page came from the server it talks to
 let refs = 0;
 
@@ -45,6 +51,32 @@ function cell(row, text) {
   return td;
 }
 
+// Why a seat is away, as the server can know it: its page said goodbye
+// (a close: closed, or reloaded and not back yet), or it just went silent.
+const AWAY_WHY = {
+  closed: 'the page was closed or reloaded',
+  lost: 'the connection was lost',
+};
+
+// The "Since" cell: when the user came, or since when they are away and,
+// under it, why; then, if their connection dropped lately, how often. A
+// student back in time keeps only that count.
+function presence(td, u) {
+  const note = (className, text) => {
+    const small = document.createElement('small');
+    small.className = className;
+    small.textContent = text;
+    td.append(small);
+  };
+  const at = (t) => new Date(t).toLocaleTimeString();
+  td.textContent = u.away ? 'away since ' + at(u.away) : at(u.since);
+  if (u.away && AWAY_WHY[u.why]) note('why', AWAY_WHY[u.why]);
+  if (u.drops > 0) {
+    note('drops', 'unstable Wi-Fi: ' + u.drops + (u.drops === 1 ? ' drop' : ' drops') +
+         ' in 10 min');
+  }
+}
+
 // Draw the list. A picked user who is no longer there clears the pick.
 function showUsers(list) {
   const gone = users.filter((u) => picked.has(u.number) &&
@@ -60,6 +92,8 @@ function showUsers(list) {
     row.dataset.key = u.key;
     row.dataset.number = u.number;
     if (u.away) row.className = 'away';
+    if (u.away) row.dataset.why = u.why || '';
+    if (u.drops) row.dataset.drops = u.drops;
     const box = document.createElement('input');
     box.type = 'checkbox';
     box.checked = picked.has(u.number);
@@ -72,8 +106,7 @@ function showUsers(list) {
     cell(row, '#' + u.number);
     cell(row, u.name || '(no name yet)');
     cell(row, u.address);
-    cell(row, u.away ? 'away since ' + new Date(u.away).toLocaleTimeString()
-                     : new Date(u.since).toLocaleTimeString());
+    presence(cell(row, ''), u);
     const kick = document.createElement('button');
     kick.type = 'button';
     kick.className = 'kick';
@@ -86,6 +119,7 @@ function showUsers(list) {
   }));
   document.getElementById('count').textContent = users.length;
   showPicked();
+  for (const p of pushes.values()) if (p.unseen.childNodes.length) showUnseen(p);
 }
 
 // The addresses students may open, best first. First the user page beside
@@ -141,17 +175,58 @@ function askForList() {
   return conn.send(req);
 }
 
-// A push's receipts, after its line: "seen by 2 of 3: #4 queued (away)".
+// A push's receipts, after its line: "seen by 2 of 3"; then who has not
+// seen it.
 function showReceipts(push) {
-  const states = [...push.states.values()];
-  const seen = states.filter((s) => s === 'seen').length;
-  const others = [...push.states].filter(([, s]) => s !== 'seen')
-    .map(([n, s]) => '#' + n + ' ' + (s === 'queued' ? 'queued (away)' : s));
-  let text = 'seen by ' + seen + ' of ' + states.length;
-  if (others.length) text += ': ' + others.join(', ');
-  push.status.textContent = text;
+  const seen = [...push.states.values()].filter((r) => r.state === 'seen').length;
+  push.status.textContent = 'seen by ' + seen + ' of ' + push.states.size;
   push.status.dataset.seen = seen;
-  push.status.dataset.of = states.length;
+  push.status.dataset.of = push.states.size;
+  showUnseen(push);
+}
+
+// What a receipt's state means for the teacher; u is the user's row.
+function stateText(r, u) {
+  if (r.state === 'queued') return 'queued (away)';
+  if (r.state === 'sent' && u && u.away) return 'sent, then away: it goes again when they are back';
+  if (r.state === 'lost') return 'lost: ' + (r.why || 'the server did not say why');
+  return r.state;
+}
+
+// Under a push's line: "Not seen: #5 (Ana) queued (away); #9 lost: ...",
+// and, if it was lost for users still on the list, a button that pushes
+// it again to just them (once): a new push, with its own line and
+// receipts. Sent and queued ones still arrive by themselves.
+function showUnseen(push) {
+  const unseen = [...push.states].filter(([, r]) => r.state !== 'seen');
+  const lost = unseen.filter(([n, r]) => r.state === 'lost' && !push.again.has(n))
+    .map(([n]) => users.find((u) => u.number === n)).filter((u) => u);
+  push.unseen.replaceChildren();
+  if (!unseen.length) return;
+  push.unseen.append('Not seen: ');
+  unseen.forEach(([n, r], i) => {
+    const u = users.find((v) => v.number === n);
+    const who = document.createElement('span');
+    who.className = 'who ' + r.state;
+    who.dataset.number = n;
+    who.dataset.state = r.state;
+    who.textContent = (u ? label(u) : '#' + n + ' (gone)') + ' ' + stateText(r, u) +
+      (push.again.has(n) ? ', pushed again' : '');
+    push.unseen.append(...(i ? ['; ', who] : [who]));
+  });
+  if (!lost.length) return;
+  const again = document.createElement('button');
+  again.type = 'button';
+  again.className = 'again';
+  again.textContent = 'Push again to ' +
+    (lost.length === 1 ? label(lost[0]) : 'these ' + lost.length);
+  again.addEventListener('click', () => {
+    const reqs = lost.map((u) => ({ req: 'push a user', userkey: u.key, text: push.text }));
+    if (pushLine(reqs, 'again, to ' + lost.map(label).join(', ')))
+      lost.forEach((u) => push.again.add(u.number));
+    showUnseen(push);
+  });
+  push.unseen.append(' ', again);
 }
 
 const conn = wspush.connect({
@@ -177,7 +252,7 @@ const conn = wspush.connect({
       showUsers(obj.content);
     } else if (obj.resp === 'receipt' && pushes.has(obj.ref)) {
       const push = pushes.get(obj.ref);
-      push.states.set(obj.number, obj.state);
+      push.states.set(obj.number, { state: obj.state, why: obj.why });
       showReceipts(push);
     } else if (obj.resp === 'text') {
       wspush.logLine(log, 'server', String(obj.content));
@@ -191,21 +266,26 @@ const conn = wspush.connect({
   },
 });
 
-// Send the requests of one push, under one ref, and note it in the log:
-// its receipts will follow on its line.
-function push(reqs, to) {
+// Send the requests of one push, under one ref, and note it in the log
+// ("to WHOM: TEXT", after `to`): its receipts will follow on its line.
+// Returns true if it went.
+function pushLine(reqs, to) {
   const ref = 'p' + (++refs);
   let sent = true;
   for (const req of reqs) sent = conn.send(Object.assign(req, { ref })) && sent;
   if (!sent) {
     wspush.logLine(log, 'error', 'not connected; try again in a moment');
-    return;
+    return false;
   }
-  const line = wspush.logLine(log, 'you', 'to ' + to + ': ' + reqs[0].text);
+  const line = wspush.logLine(log, 'you', to + ': ' + reqs[0].text);
+  line.dataset.ref = ref;
   const status = document.createElement('small');
   status.className = 'receipts';
-  line.append(' ', status);
-  pushes.set(ref, { states: new Map(), status });
+  const unseen = document.createElement('div');
+  unseen.className = 'unseen';
+  line.append(' ', status, unseen);
+  pushes.set(ref, { text: reqs[0].text, states: new Map(), status, unseen, again: new Set() });
+  return true;
 }
 
 document.getElementById('join-choice').addEventListener('change', drawJoin);
@@ -228,8 +308,9 @@ document.getElementById('push').addEventListener('submit', (event) => {
     wspush.logLine(log, 'error', 'pick a user first');
     return;
   }
-  push(to.map((u) => ({ req: 'push a user', userkey: u.key, text })), to.map(label).join(', '));
+  pushLine(to.map((u) => ({ req: 'push a user', userkey: u.key, text })),
+           'to ' + to.map(label).join(', '));
 });
 document.getElementById('all-btn').addEventListener('click', () => {
-  push([{ req: 'push all', text: document.getElementById('stext').value }], 'all users');
+  pushLine([{ req: 'push all', text: document.getElementById('stext').value }], 'to all users');
 });

@@ -21,7 +21,7 @@ const reconnectButton = document.getElementById('reconnect');
 const SHOWN_KEPT = 200;         // pushes shown, kept for this tab (id, text, time)
 let shown = JSON.parse(sessionStorage.getItem('wspush-shown') || '[]');
 nameField.value = localStorage.getItem('wspush-name') || '';
-if (!Array.isArray(shown) || shown.some((p) => typeof p !== 'object')) shown = [];
+if (!Array.isArray(shown) || shown.some((p) => !p || typeof p !== 'object')) shown = [];
 for (const p of shown) wspush.logLine(log, 'push', p.text, p.at);
 
 // The secret of this tab's seat, if the server at url gave it.
@@ -49,19 +49,18 @@ function keepShown() {
   }
 }
 
-// Show a push once, whatever comes again after a reconnection; say we saw it.
+// Show a push once, whatever comes again after a reconnection; say we saw
+// it. One without an id (from a server that gave this tab no seat yet) is
+// shown as it comes, and kept too.
 function showPush(obj) {
-  if (obj.id === undefined) {
-    wspush.logLine(log, 'push', String(obj.content));
-    return;
-  }
-  if (!shown.some((p) => p.id === obj.id)) {
+  const id = obj.id === undefined ? null : String(obj.id);
+  if (id === null || !shown.some((p) => p.id === id)) {
     const at = Date.now();
     wspush.logLine(log, 'push', String(obj.content), at);
-    shown.push({ id: obj.id, text: String(obj.content), at });
+    shown.push({ id, text: String(obj.content), at });
     keepShown();
   }
-  conn.send({ req: 'seen', id: obj.id });
+  if (id !== null) conn.send({ req: 'seen', id });
 }
 
 const conn = wspush.connect({
@@ -80,7 +79,7 @@ const conn = wspush.connect({
       const url = conn.server().url;
       if (obj.secret !== secretFor(url)) {
         // A new seat (a restarted server): new ids; what was shown stays.
-        shown.forEach((p) => { p.id = 'old ' + p.id; });
+        shown.forEach((p) => { if (p.id !== null) p.id = 'old ' + p.id; });
         keepShown();
       }
       sessionStorage.setItem('wspush-seat', JSON.stringify({ server: url, secret: obj.secret }));
