@@ -2058,6 +2058,11 @@ static void seat_leave(struct conn *c)
     s->away_why = c->close_seen ? "closed" : "lost";
     if (!c->close_seen)
         seat_dropped(s);
+    for (int i = 0; i < s->n_pushes && s->secret[0] != '\0'; i++) {
+        if (s->pushes[i].sent)  /* not seen: it waits, and goes again */
+            receipt(s->number, &s->pushes[i], "queued", NULL);
+        s->pushes[i].sent = 0;
+    }
     if (s->secret[0] != '\0' && !s->kicked && !srv.stopping)
         timer_at(s->away_ms + (int64_t)opt.grace_s * 1000);
     else
