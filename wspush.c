@@ -92,7 +92,6 @@
 #define LOG_TABLE_S          1          /* a role table at most this often    */
 #define READ_CHUNK           (256 << 10)/* bytes asked of each read()         */
 #define MAX_FRAMES_PER_PASS  16         /* one address's frames per wake-up   */
-#define PREFIXES_S           10         /* this machine's prefixes reread     */
 #define ACCEPT_BATCH         64         /* accept() calls per wake-up         */
 #define LOG_MESSAGE_MAX      200        /* bytes of a message that are logged */
 #define LOG_TABLE_MAX        50         /* roles printed in a logged table    */
@@ -123,15 +122,10 @@ static struct options {         /* set from the command line (section 20) */
     const char *proxies[MAX_PROXIES];   /* -x: proxies we believe       */
     int n_origins, n_proxies;
 } opt = {
-    .port = DEFAULT_PORT,
-    .max_message = DEFAULT_MAX_MESSAGE,
-    .max_queue = DEFAULT_MAX_QUEUE,
-    .max_buffered = DEFAULT_MAX_BUFFERED,
-    .max_per_addr = DEFAULT_MAX_PER_ADDR,
-    .handshake_timeout_s = DEFAULT_HANDSHAKE_TIMEOUT_S,
-    .ping_interval_s = DEFAULT_PING_INTERVAL_S,
-    .pong_timeout_s = DEFAULT_PONG_TIMEOUT_S,
-    .grace_s = DEFAULT_GRACE_S,
+    .port = DEFAULT_PORT, .max_per_addr = DEFAULT_MAX_PER_ADDR, .grace_s = DEFAULT_GRACE_S,
+    .max_message = DEFAULT_MAX_MESSAGE, .max_queue = DEFAULT_MAX_QUEUE,
+    .max_buffered = DEFAULT_MAX_BUFFERED, .handshake_timeout_s = DEFAULT_HANDSHAKE_TIMEOUT_S,
+    .ping_interval_s = DEFAULT_PING_INTERVAL_S, .pong_timeout_s = DEFAULT_PONG_TIMEOUT_S,
 };
 
 /* ================== 2. Spans and helpers [second reading] ===================
@@ -222,8 +216,7 @@ static struct span span_trim(struct span s)
 }
 
 /* Compare a sent secret (a token, a seat's) with ours in a time that does
- * not depend on where they differ, so timing cannot reveal it byte by
- * byte. */
+ * not depend on where they differ: timing cannot reveal it byte by byte. */
 static int token_matches(struct span sent, const char *token)
 {
     size_t n = strlen(token);
@@ -271,11 +264,9 @@ static int64_t clock_ms(void)
  * - Blocks of 32 bytes (below): 60000-byte messages 5x as fast.
  * - A sender's replies are written right after its read (serve_ready()):
  *   pushes 1.85x as fast.
- * Left out, measured: polling (select() with no wait) after traffic made
- * round trips 2.5x as quick, and cost a classroom's load 10x the CPU;
- * reading a socket that spoke again before the next select() made pushes
- * 1.3x as fast, and the loop harder to read (wspush is faster than
- * uWebSockets at pushes without it).
+ * Left out, measured (README, "Performance"): polling after traffic cost
+ * a classroom's load 10x the CPU; reading a socket again before the next
+ * select() made the loop harder to read for 1.3x faster pushes.
  * Unmasking, the UTF-8 check and the JSON string scan first take the bytes
  * in blocks of 32: compilers turn a loop of fixed count into vector
  * instructions. Each returns how many bytes it did; its caller does the
@@ -297,8 +288,8 @@ static size_t unmask_blocks(unsigned char *dst, const unsigned char *src,
     return i;
 }
 
-/* How many leading bytes of p[0..n), in whole blocks, are ASCII (or with
- * json, are no quote, backslash or control character). */
+/* How many leading bytes of p[0..n), in whole blocks, are ASCII (json: no
+ * quote, backslash or control character). */
 static size_t plain_blocks(const unsigned char *p, size_t n, int json)
 {
     size_t i = 0;
@@ -524,16 +515,11 @@ struct penalty {                /* wrong admin tokens from an address   */
     int failures;               /* 0: the slot is free                  */
     int64_t until_ms;           /* its admin attempts wait till then    */
 };
-struct holding {                /* what one address holds (section 16)  */
-    unsigned char host[16];     /* as addr_host() counts it: first      */
-    int seats, away;            /* seats, here or away; those away      */
-    size_t bytes, away_bytes;   /* buffers and pushes; those of seats away */
-};
-struct share {                  /* what an address may do in one pass   */
+struct tally {                  /* what one address did, or holds       */
     unsigned char host[16];     /* as addr_host() counts it (section 16) */
-    unsigned long pass;         /* the pass it is for; an older one: free */
-    int frames;                 /* frames it may still handle           */
-    size_t bytes;               /* bytes it may still read              */
+    unsigned long round;        /* the count it is of; older: slot free */
+    int frames, seats, away;    /* frames handled; seats, those away    */
+    size_t bytes;               /* bytes read, or held                  */
 };
 struct burst {                  /* refusals of one address, one reason  */
     char addr[ADDR_LEN + 4];    /* as addr_unit() writes it             */
@@ -564,12 +550,9 @@ static struct server {
     unsigned char *scratch;             /* decoded JSON strings         */
     struct buf reply;                   /* a reply before it is queued  */
     struct penalty penalties[PENALTY_SLOTS];
-    struct holding holdings[MAX_CLIENTS + FD_SETSIZE];  /* holder_of_most() */
-    struct share shares[SHARE_SLOTS];   /* this pass's, by address      */
-    unsigned long pass;                 /* passes of the loop so far    */
-    unsigned char nets[MAX_ADDRESSES][2][16];   /* our IPv6 prefixes:    */
-    int n_nets;                         /* ... address and mask, and    */
-    int64_t nets_ms;                    /* ... when they were read      */
+    struct tally shares[SHARE_SLOTS];   /* this pass's work, by address */
+    struct tally holdings[2 * (MAX_CLIENTS + FD_SETSIZE)];  /* holder_of_most() */
+    unsigned long pass, rounds;         /* passes of the loop; of holdings */
     struct burst refusals[REFUSAL_SLOTS];
     char log[LOG_BUFFER];               /* log lines stdout has not taken */
     size_t log_start, log_len;          /* ... they are log[start..len) */
@@ -579,25 +562,25 @@ static struct server {
     int table_due;                      /* a role table waits its turn  */
     int64_t table_ms;                   /* when the last one was logged */
     unsigned char read_buf[MAX_REQUEST_HEAD + READ_CHUNK];
-} srv = {
-    .max_fd = -1,
-    .listen_fd = -1,
-    .spare_fd = -1,
-    .stdout_flags = -1,
-    .next_number = 1,
-};
+} srv = { .max_fd = -1, .listen_fd = -1, .spare_fd = -1, .stdout_flags = -1, .next_number = 1 };
 
 /* Print a trace line for c if -v is on: "[fd] " and the text. */
 #define trace(c, ...) do { if (opt.verbose) log_line((c)->tag, __VA_ARGS__); } while (0)
 
-/* Where the search for key k starts: its FNV-1a hash, seeded at start-up
- * so that clients, who pick their keys, cannot make them crowd one slot. */
-static size_t key_slot(const unsigned char *k)
+/* The FNV-1a hash of p[0..n), seeded at start-up so that clients, who pick
+ * their keys and addresses, cannot make them crowd one slot of a table. */
+static uint64_t hash_of(const void *p, size_t n)
 {
     uint64_t h = srv.seed;
-    for (int i = 0; i < KEY_TEXT_LEN; i++)
-        h = (h ^ k[i]) * 0x100000001b3ULL;
-    return (size_t)(h >> (64 - LOOKUP_BITS));
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ ((const unsigned char *)p)[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Where the search for key k starts. */
+static size_t key_slot(const unsigned char *k)
+{
+    return (size_t)(hash_of(k, KEY_TEXT_LEN) >> (64 - LOOKUP_BITS));
 }
 
 /* The open WebSocket whose key is k, or NULL: the tutorial's lookup[k]. */
@@ -639,9 +622,8 @@ static void lookup_remove(struct conn *c)
     }
 }
 
-/* The seat that holds, or held, key k: the tutorial's lookup[k] first,
- * then the older keys of seats whose users came back on a new connection,
- * and the keys of seats away. NULL if none. */
+/* The seat that holds or held key k, or NULL: lookup[k] first, then the
+ * older keys of seats taken back, and the keys of seats away. */
 static struct seat *seat_by_key(struct span k)
 {
     struct conn *c = conn_by_key(k);
@@ -667,8 +649,7 @@ static int by_number(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Fill order[] with the seats, here or away, in the order they came, and
- * return how many: the table keeps no order, so they are sorted. */
+/* Fill order[] with the seats, here or away, sorted by arrival; how many. */
 static int seats_in_order(struct seat *order[MAX_CLIENTS])
 {
     int n = 0;
@@ -703,9 +684,7 @@ static void cmd_seat(struct conn *c, const struct request *r);
 static void cmd_seen(struct conn *c, const struct request *r);
 static void cmd_get_addresses(struct conn *c, const struct request *r);
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r);
-static void seat_leave(struct conn *c);
-static int list_due(struct conn *c);
-static struct holding *holder_of_most(int by_seats);
+static struct tally *holder_of_most(int by_seats);
 static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2]);
 
 static void timer_at(int64_t ms)
@@ -837,10 +816,9 @@ static int char_is_unsafe(unsigned cp)
            (cp >= 0x2066 && cp <= 0x2069);
 }
 
-/* Read a close payload (§5.5.1): empty, or a 2-byte code and a UTF-8
- * reason. Sets *code (CLOSE_NO_STATUS if empty). */
-static enum parse close_parse(const unsigned char *p, size_t len, unsigned *code,
-                              struct failure *f)
+/* Read a close payload (§5.5.1), empty or a code and a UTF-8 reason, into
+ * *code (CLOSE_NO_STATUS if empty). */
+static enum parse close_parse(const unsigned char *p, size_t len, unsigned *code, struct failure *f)
 {
     *code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : CLOSE_NO_STATUS;
     /* §7.4.1: 1004 is reserved; 1005, 1006 and 1015 only report, inside
@@ -878,8 +856,7 @@ static enum parse frame_start_data(struct decoder *d, struct failure *f)
 }
 
 /* d's frame is complete: hand it out, with the message it completes. */
-static enum parse frame_done(struct decoder *d, const unsigned char *payload,
-                             struct failure *f)
+static enum parse frame_done(struct decoder *d, const unsigned char *payload, struct failure *f)
 {
     int control = d->fr.opcode >= OP_CLOSE;
     d->in_frame = 0;
@@ -1013,8 +990,7 @@ enum http_kind { HTTP_UPGRADE, HTTP_FILE };
 
 /* Parse one "Name: value" line into r. A header that may appear once and
  * appears twice is refused: the two could disagree. */
-static enum parse parse_header(struct span line, struct http_request *r,
-                               struct failure *f)
+static enum parse parse_header(struct span line, struct http_request *r, struct failure *f)
 {
     size_t n = 0;
     struct span item;
@@ -1092,8 +1068,7 @@ static enum parse http_parse_head(const unsigned char *p, size_t len,
 
 /* Decide what a parsed head asks for: *kind is HTTP_UPGRADE for a valid
  * handshake, HTTP_FILE for a plain GET or HEAD; or PARSE_FAIL. */
-static enum parse http_check(const struct http_request *r, enum http_kind *kind,
-                             struct failure *f)
+static enum parse http_check(const struct http_request *r, enum http_kind *kind, struct failure *f)
 {
     /* RFC 7230 §5.4: an HTTP/1.1 request without Host is refused. */
     if (r->minor >= 1 && r->host.p == NULL)
@@ -1125,8 +1100,7 @@ static enum parse http_check(const struct http_request *r, enum http_kind *kind,
     return PARSE_DONE;
 }
 
-/* §4.2.2 item 5.4: base64(SHA-1(key + GUID)) into out; the SHA-1 into
- * digest, for the trace. */
+/* §4.2.2 item 5.4: base64(SHA-1(key + GUID)) into out; the SHA-1 into digest. */
 static void ws_accept(struct span key, char out[ACCEPT_LEN + 1],
                       unsigned char digest[SHA1_DIGEST_LEN])
 {
@@ -1190,8 +1164,7 @@ static int json_hex4(struct json *j, unsigned *cp)
 
 /* Decode the escape after a backslash (§7) into o + *n, adding its length
  * to *n. \uXXXX may be half of a UTF-16 surrogate pair. */
-static enum parse json_escape(struct json *j, unsigned char *o, size_t *n,
-                              struct failure *f)
+static enum parse json_escape(struct json *j, unsigned char *o, size_t *n, struct failure *f)
 {
     static const char in[] = "\"\\/bfnrt", out[] = "\"\\/\b\f\n\r\t";
     unsigned cp, lo;
@@ -1213,16 +1186,14 @@ static enum parse json_escape(struct json *j, unsigned char *o, size_t *n,
 }
 
 /* Scan the string at j->pos into *out: the text itself if it has no
- * escapes (marked plain: a reply may copy it as it is), else its decoded
- * copy in scratch. */
+ * escapes (plain: a reply may copy it as it is), else a decoded copy. */
 static enum parse json_string(struct json *j, struct span *out, struct failure *f)
 {
     if (!json_take(j, "\""))
         return json_fail(j, f, "expected a string");
     size_t start = j->pos, n = 0;
     j->pos += plain_blocks(j->p + j->pos, j->len - j->pos, 1);  /* section 3 */
-    while (j->pos < j->len && j->p[j->pos] >= 0x20 && j->p[j->pos] != '"' &&
-           j->p[j->pos] != '\\')
+    while (j->pos < j->len && j->p[j->pos] >= 0x20 && j->p[j->pos] != '"' && j->p[j->pos] != '\\')
         j->pos++;
     if (json_take(j, "\"")) {
         *out = (struct span){ j->p + start, j->pos - 1 - start, 1 };
@@ -1317,10 +1288,9 @@ static enum parse json_value(struct json *j, struct failure *f)
     return PARSE_DONE;
 }
 
-/* Scan the request object in p[0..len) into r. Strings with escapes are
- * decoded into scratch, which must hold len bytes. Returns PARSE_DONE,
- * or PARSE_FAIL with f->why and f->at saying what went wrong where. A
- * key given twice keeps its last value, as in JavaScript. */
+/* Scan the request object in p[0..len) into r, decoding strings with
+ * escapes into scratch (len bytes): PARSE_DONE, or PARSE_FAIL with f->why
+ * and f->at. A key given twice keeps its last value, as in JavaScript. */
 static enum parse json_parse_request(const unsigned char *p, size_t len,
                                      struct request *r, unsigned char *scratch,
                                      struct failure *f)
@@ -1337,26 +1307,24 @@ static enum parse json_parse_request(const unsigned char *p, size_t len,
 }
 
 /* ============== 12. The log and the trace (-v) [second reading] =============
- * The log speaks the tutorial server's words. What a client sent is shown
- * escaped, so it can neither forge lines nor drive the terminal. Tokens
- * stay out: the -t token, the "token" member and a URL's query show as ***.
- * With -v, each step of the protocol is traced after the socket's fd.
- * Nothing a client does may stall the loop through the log: lines wait in
- * srv.log until stdout (non-blocking) takes them; when it is full, lines
- * are dropped and counted. A client's message lines cost it log credit,
- * earned at 2 bytes for each byte it sends; refusals are logged once per
- * burst; the role table at most once a second. */
+ * The log speaks the tutorial server's words; -v traces each step of the
+ * protocol after the socket's fd. What a client sent is escaped, so it can
+ * neither forge lines nor drive the terminal, and tokens show as *** (-t's,
+ * the "token" member, a URL's query). No client may stall the loop through
+ * the log: lines wait in srv.log until stdout (non-blocking) takes them,
+ * and past LOG_BUFFER are dropped and counted; a client's message lines
+ * cost it log credit, 2 bytes for each byte it sends; refusals come once
+ * a burst, the role table once a second. */
 #define LOG_LINE_MAX (LOG_MESSAGE_MAX * 4 + 128)    /* escaped: 4 per byte */
 
-/* Add n bytes of log to srv.log, or drop them (and count a line) if it is
- * full. A note of the lines dropped goes first, once there is room. */
+/* Add n bytes to srv.log, or drop them (counting a line) if it is full;
+ * once there is room again, a note of the lines dropped goes first. */
 static void log_put(const char *p, size_t n)
 {
     char note[64];
     size_t k = 0;
     if (srv.log_dropped > 0)
-        k = (size_t)snprintf(note, sizeof note, "... %lu log lines dropped\n",
-                             srv.log_dropped);
+        k = (size_t)snprintf(note, sizeof note, "... %lu log lines dropped\n", srv.log_dropped);
     if (srv.log_start > 0 && srv.log_len + k + n > LOG_BUFFER) {
         memmove(srv.log, srv.log + srv.log_start, srv.log_len - srv.log_start);
         srv.log_len -= srv.log_start;
@@ -1373,8 +1341,8 @@ static void log_put(const char *p, size_t n)
     FD_SET(STDOUT_FILENO, &srv.write_fds);
 }
 
-/* Log a line after prefix, or after the date if prefix is NULL (the
- * tutorial's log). It is written by log_flush(). */
+/* Log a line after prefix, or after the date (prefix NULL), as the
+ * tutorial does; log_flush() writes it. */
 static void log_line(const char *prefix, const char *fmt, ...)
 {
     char line[LOG_LINE_MAX + 256];
@@ -1385,8 +1353,7 @@ static void log_line(const char *prefix, const char *fmt, ...)
     if (prefix != NULL)
         n = (size_t)snprintf(line, sizeof line, "%s", prefix);
     else
-        n = strftime(line, sizeof line, "%a %b %d %Y %H:%M:%S GMT%z (%Z) ",
-                     localtime_r(&t, &tm));
+        n = strftime(line, sizeof line, "%a %b %d %Y %H:%M:%S GMT%z (%Z) ", localtime_r(&t, &tm));
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
     va_end(ap);
@@ -1396,8 +1363,10 @@ static void log_line(const char *prefix, const char *fmt, ...)
     log_put(line, n);
 }
 
-/* From now on, writing the log never makes the loop wait: stdout is
- * non-blocking (and made blocking again by log_flush(1), at the end). */
+/* Log an event (a connection, a seat) unless -q asks for quiet. */
+#define log_event(...) do { if (!opt.quiet) log_line(NULL, __VA_ARGS__); } while (0)
+
+/* Make stdout non-blocking (log_flush(1) undoes it): the log never waits. */
 static void log_open(void)
 {
     srv.stdout_flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -1405,8 +1374,7 @@ static void log_open(void)
         fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags | O_NONBLOCK);
 }
 
-/* Write as much of the log as stdout takes now, without waiting: with
- * wait, at exit, all of it. */
+/* Write what stdout takes of the log now; with wait (at exit), all of it. */
 static void log_flush(int wait)
 {
     if (wait && srv.stdout_flags >= 0)
@@ -1423,9 +1391,8 @@ static void log_flush(int wait)
     }
 }
 
-/* How many bytes from p[i] on, of p[0..len), the log hides: the rest of
- * [hide_from, hide_to), the -t token where it stands whole, or a seat's
- * secret ("seat-" and what follows). 0: none. */
+/* How many bytes of p[0..len) from p[i] on the log hides (0: none): the
+ * rest of [hide_from, hide_to), the -t token, or a seat's secret. */
 static size_t hidden_run(const unsigned char *p, size_t len, size_t i,
                          size_t hide_from, size_t hide_to)
 {
@@ -1439,10 +1406,9 @@ static size_t hidden_run(const unsigned char *p, size_t len, size_t i,
     return 0;
 }
 
-/* Write the first `show' bytes of p[0..len) into out[LOG_LINE_MAX]:
- * controls, separators and direction overrides as \xNN or \u{NNNN}, bytes
- * that are not UTF-8 as \xNN, hidden runs (above) as ***, then " ..." if
- * p goes on. The token is looked for past `show', so one it cuts hides. */
+/* Write the first `show' bytes of p[0..len) into out[LOG_LINE_MAX]: what
+ * is not UTF-8 or char_is_unsafe() as \xNN or \u{NNNN}, hidden runs as ***,
+ * " ..." if p goes on. A token that `show' cuts is hidden too. */
 static void text_escape(char *out, const unsigned char *p, size_t len, size_t show,
                         size_t hide_from, size_t hide_to)
 {
@@ -1538,11 +1504,11 @@ static void trace_frame(struct conn *c, const char *dir, const struct frame *fr,
               close_meaning((unsigned)p[0] << 8 | p[1]));
 }
 
-/* Log "Received Message: ..." as the tutorial's server does, r's token
- * hidden, and trace its last frame. The line costs c log credit; without
- * enough, it is dropped. Only upto bytes are logged: past a JSON error may
- * lie a token the scanner did not reach; and what ends there may be the
- * start of one, so a token's length less a byte is left out before it. */
+/* Log "Received Message: ..." as the tutorial does, from c's log credit,
+ * r's token hidden, and trace its last frame. Only upto bytes are logged:
+ * past a JSON error may lie a token the scanner did not reach, and what
+ * ends there may be the start of one, so a token's length less a byte
+ * is left out before it. */
 static void log_message(struct conn *c, const unsigned char *p, size_t len,
                         const struct request *r, size_t upto)
 {
@@ -1587,18 +1553,15 @@ static void log_burst(const struct burst *b, int in_time)
     if (in_time)
         snprintf(span, sizeof span, " in %d s", LOG_BURST_S);
     if (b->status == 0)
-        log_line(NULL, "Admin refused %lu more times for %s%s: %s", b->more, b->addr, span,
-                 b->why);
+        log_line(NULL, "Admin refused %lu more times for %s%s: %s", b->more, b->addr, span, b->why);
     else
         log_line(NULL, "Request from %s refused %lu more times%s: %d %s", b->addr, b->more, span,
                  b->status, b->why);
 }
 
-/* Log that unit (an address, or what -c counts: addr_unit()) was refused
- * (an HTTP status, or 0: admin; and why) once per burst: the first
- * refusal at once, from c's log credit if a connection c asked; the same
- * again within LOG_BURST_S is counted, and the count logged when the
- * burst ends (refusals_due()). */
+/* Log that unit (addr_unit()) was refused, with a status (0: admin) and
+ * why, once a burst (from c's log credit, if c asked): the same within
+ * LOG_BURST_S is counted, the count logged when the burst ends. */
 static void log_refusal(const char *unit, int status, const char *why, struct conn *c)
 {
     struct burst *b = NULL;
@@ -1622,11 +1585,8 @@ static void log_refusal(const char *unit, int status, const char *why, struct co
         log_line(NULL, "Request from %s refused: %d %s", unit, status, why);
     if (c != NULL && c->log_credit >= cost)
         c->log_credit -= cost;
+    *b = (struct burst){ "", why, status, srv.now_ms + LOG_BURST_S * 1000, 0 };
     snprintf(b->addr, sizeof b->addr, "%s", unit);
-    b->why = why;
-    b->status = status;
-    b->more = 0;
-    b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
     timer_at(b->until_ms);
 }
 
@@ -1636,18 +1596,15 @@ static void refusals_due(void)
 {
     for (int i = 0; i < REFUSAL_SLOTS; i++) {
         struct burst *b = &srv.refusals[i];
-        if (b->why == NULL)
-            continue;
-        if (srv.now_ms < b->until_ms) {
-            timer_at(b->until_ms);
-        } else if (b->more > 0) {
+        if (b->why != NULL && srv.now_ms >= b->until_ms && b->more == 0)
+            b->why = NULL;
+        if (b->why != NULL && srv.now_ms >= b->until_ms) {
             log_burst(b, 1);
             b->more = 0;
             b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
-            timer_at(b->until_ms);
-        } else {
-            b->why = NULL;
         }
+        if (b->why != NULL)
+            timer_at(b->until_ms);
     }
 }
 
@@ -1696,8 +1653,8 @@ static int reply_queue(struct conn *c, int bad)
     return -1;
 }
 
-/* Queue {"resp":RESP,"content":CONTENT}; without content (p NULL), as
- * JSON.stringify writes an undefined value: left out. */
+/* Queue {"resp":RESP,"content":CONTENT}; content.p NULL leaves it out, as
+ * JSON.stringify leaves out an undefined value. */
 static int reply_json(struct conn *c, struct span resp, struct span content)
 {
     struct buf *b = &srv.reply;
@@ -1734,11 +1691,9 @@ static int reply_roles(struct conn *c)
     return reply_queue(c, bad || buf_puts(b, "}}") < 0);
 }
 
-/* Log the role table as the tutorial's server does (its
- * display_connections()): the prompt, then one role a line. The table
- * comes at most once in LOG_TABLE_S: in a burst of comings and goings,
- * the prompts are logged at once, and the table, as it is then, when the
- * time comes (timers()). */
+/* Log the prompt and the role table, as the tutorial's display_connections()
+ * does. The table comes at most once in LOG_TABLE_S: in a burst of comings
+ * and goings, the prompts come at once, the table when its time comes. */
 static void log_roles(const char *prompt)
 {
     struct seat *order[MAX_CLIENTS];
@@ -1785,8 +1740,7 @@ static void cmd_get_connections(struct conn *c, const struct request *r)
     }
 }
 
-/* A push needs its text, and its "ref", if any, is short. Returns 1 if
- * r may be sent, else answers c why and returns 0. */
+/* 1 if push r has its text and a short "ref" (if any); else c hears why. */
 static int may_push(struct conn *c, const struct request *r)
 {
     const char *why = NULL;
@@ -1799,9 +1753,8 @@ static int may_push(struct conn *c, const struct request *r)
     return why == NULL;
 }
 
-/* Queue text for a user on an admin's behalf. A user with more than -s
- * bytes unsent is not reading: it is closed (1008) rather than let grow
- * our memory. Returns 0, or -1 if it could not take the text. */
+/* Queue text for a user on an admin's behalf: 0, or -1 if it cannot take
+ * it. A user with more than -s bytes unsent is not reading: 1008. */
 static int push_text(struct conn *user, struct span text)
 {
     if (user->state == CONN_OPEN && user->out.len > opt.max_queue) {
@@ -1811,9 +1764,8 @@ static int push_text(struct conn *user, struct span text)
     return reply_text(user, text);
 }
 
-/* {"req":"push a user","userkey":K,"text":T}: T goes to K alone, or to
- * the seat that held K, if its user came back on a new connection; to a
- * seat away, it goes when its user is back (section 15). */
+/* {"req":"push a user","userkey":K,"text":T}: T goes to K's seat alone
+ * (section 15): now, or when its user is back. */
 static void cmd_push_a_user(struct conn *c, const struct request *r)
 {
     if (!may_push(c, r))
@@ -1833,8 +1785,7 @@ static void cmd_push_a_user(struct conn *c, const struct request *r)
     }
 }
 
-/* The requests: the value of "req", the function that answers, and
- * whether only an admin may send it. */
+/* Each "req", the function that answers it, and whether only admins may. */
 static const struct command {
     const char *req;
     void (*run)(struct conn *c, const struct request *r);
@@ -1887,33 +1838,21 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
     reply_json(c, r.field[F_REQ], r.field[F_TEXT]);     /* the echo */
 }
 /* ================ 15. wspush's own requests [second reading] ================
- *   {"req":"push all","text":T}        -> T to every user; "Sent to N users."
- *   {"req":"get my key"}               -> {"resp":"get my key","content":KEY}
- *   {"req":"set name","name":N}        -> {"resp":"set name","content":N}
- *   {"req":"watch users"} (admins)     -> {"resp":"users","content":[...]}
- *        now, and after changes
- *   {"req":"kick","userkey":K} (admins)-> K is closed with 4000
- *   {"req":"seat"}, or with "secret":S -> {"resp":"seat","number":N,
- *        "name":NAME,"secret":S}: the sender's seat, or S's, taken back
- *   {"req":"seen","id":I}              -> (nothing): push I was shown
- *   {"req":"get addresses"} (admins)   -> {"resp":"addresses","content":
- *        [URL,...]}: the user page on each address of this machine
- *   a push with "ref":R                -> for each user, at each step,
- *        {"resp":"receipt","ref":R,"number":N,"state":"sent"|"queued"|"seen"|"lost"}
- * The tutorial's admin page knows none of these, and gets a list only when
- * it asks. A watcher's list is written when its queue is empty
- * (list_due()), so a burst of comings and goings costs one list.
+ * "push all", "get my key", "set name", "watch users", "kick", "seat",
+ * "seen", "get addresses", and receipts: each function's comment gives its
+ * request, and README's protocol table every reply. The tutorial's admin
+ * page knows none of these, and gets a list only when it asks; a watcher's
+ * list waits until its queue is empty (list_due()), so a burst of comings
+ * and goings costs one list.
  * Seats (section 6): a page that comes back names its seat in its
- * handshake (section 10) and is that user again from its first byte,
- * with every push it has not acknowledged sent again (the page shows each
- * id once). A seat with no connection waits -g seconds, away, and queues
- * what is pushed to it; then it is gone, its pushes lost. */
+ * handshake (section 10) and is that user again from its first byte, with
+ * every push it has not acknowledged sent again (the page shows each id
+ * once). A seat with no connection waits -g seconds, away, and queues what
+ * is pushed to it; then it is gone, its pushes lost. */
 
-/* Tell the admin that made push p, if it sent a "ref" and is still the
- * same socket, what became of p for user number: its state, and for a
- * push lost, why. */
-static void receipt(unsigned long number, const struct push *p, const char *state,
-                    const char *why)
+/* {"resp":"receipt","ref":R,"number":N,"state":S,"why":W}: what became of
+ * p for user number, to its admin if it gave a "ref" and is still there. */
+static void receipt(unsigned long number, const struct push *p, const char *state, const char *why)
 {
     char tail[64];
     struct buf *b = &srv.reply;
@@ -1928,8 +1867,7 @@ static void receipt(unsigned long number, const struct push *p, const char *stat
     reply_queue(p->from, bad || buf_puts(b, "}") < 0);
 }
 
-/* Push i of seat s is done with: seen, or lost (why says why); its admin
- * hears so. */
+/* Push i of seat s is done with: "seen", or "lost" (why); its admin hears. */
 static void push_done(struct seat *s, int i, const char *state, const char *why)
 {
     struct push *p = &s->pushes[i];
@@ -1940,8 +1878,7 @@ static void push_done(struct seat *s, int i, const char *state, const char *why)
     s->n_pushes--;
 }
 
-/* Seat s loses every push it holds (why: for their receipts), and gives
- * back all their memory: what -M counts can always be given back. */
+/* Seat s loses every push (why, for their receipts) and all their memory. */
 static void seat_drop_pushes(struct seat *s, const char *why)
 {
     if (s->n_pushes > 0)
@@ -1978,13 +1915,11 @@ static int seats_of(const unsigned char host[16], struct seat **oldest)
     return n;
 }
 
-/* The seat for a new connection from host: a free one, unless host holds
- * -c seats already (then its own seat away the longest). When the table
- * is full: the seat away the longest of the address holding the most
- * seats, if it holds more than host does; else host's own. NULL if
- * there is none (503). So a student's seats are never more than -c, and
- * no classmate's seat is taken while an address holds more. *why says
- * why a seat is taken from its owner. */
+/* The seat for a new connection from host, or NULL (503): a free one,
+ * unless host holds -c seats (then its own away the longest). When all
+ * are taken, the one away the longest of the address holding the most,
+ * if that is more than host holds; else host's own. So no classmate's
+ * seat goes while one address holds more. *why: why its holder loses it. */
 static struct seat *seat_for(const unsigned char host[16], const char **why)
 {
     struct seat *mine, *theirs;
@@ -1996,7 +1931,7 @@ static struct seat *seat_for(const unsigned char host[16], const char **why)
         if (srv.seats[i].number == 0)
             return &srv.seats[i];
     *why = "the table of seats is full";
-    struct holding *most = holder_of_most(1);
+    struct tally *most = holder_of_most(1);
     if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0)
         return theirs;
     return mine;
@@ -2005,26 +1940,18 @@ static struct seat *seat_for(const unsigned char host[16], const char **why)
 static void seat_take(struct conn *c, struct seat *s);
 
 /* c, just opened, takes seat s: back, if its secret named s (why NULL);
- * else as a new user, with a number never given before, and whoever held
- * s (why says why) is gone. */
+ * else as a new user with a new number, and s's holder (why) is gone. */
 static void seat_attach(struct conn *c, struct seat *s, const char *why)
 {
-    if (why == NULL) {
-        seat_take(c, s);
-        return;
-    }
-    if (s->number != 0) {
+    if (why != NULL && s->number != 0) {
         log_line(NULL, "Seat #%lu of %s is given up: %s", s->number, s->addr, why);
         seat_free(s, "its seat was given to a newcomer");
     }
-    s->number = srv.next_number++;
-    memcpy(s->keys[0], c->key, sizeof s->keys[0]);
-    snprintf(s->addr, sizeof s->addr, "%s", c->addr);
-    memcpy(s->host, c->host, 16);
-    s->since = time(NULL);
-    s->conn = c;
-    c->seat = s;
-    announce_users();
+    if (why != NULL) {
+        s->number = srv.next_number++;
+        s->since = time(NULL);
+    }
+    seat_take(c, s);
 }
 
 /* Count a drop of s's connection (lost, or replaced by a new one), for
@@ -2045,8 +1972,8 @@ static int seat_drops(const struct seat *s)
 }
 
 /* c's connection ends: its seat waits, away, if its page holds the secret
- * (and it was not kicked); otherwise it is gone. Why it is away: the page
- * closed (its close came first), or the connection was lost. */
+ * (and was not kicked), else it is gone. It is away because its page
+ * "closed" (its close came first) or the connection was "lost". */
 static void seat_leave(struct conn *c)
 {
     struct seat *s = c->seat;
@@ -2096,10 +2023,9 @@ static int seat_full(const struct seat *s, size_t len)
                                s->push_bytes + len > opt.max_queue);
 }
 
-/* Keep a push of r's text for seat s, as {"resp":"text","content":T,
- * "id":I}, within MAX_SEAT_PUSHES and -s bytes: a page that far behind
- * is not keeping up, and is closed (1008); a seat away loses its oldest.
- * Returns it, or NULL if memory is short. */
+/* Keep r's text for seat s as {"resp":"text","content":T,"id":I}, or NULL.
+ * Past MAX_SEAT_PUSHES or -s bytes, its page is not keeping up (1008),
+ * and a seat away loses its oldest. */
 static struct push *push_keep(struct seat *s, struct conn *from, const struct request *r)
 {
     char tail[48];
@@ -2128,11 +2054,9 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
     return p;
 }
 
-/* Push r's text to seat s on admin from's behalf. A seat with no secret
- * gets it as the tutorial's server sends it; one with a secret gets it
- * with an id, and keeps it until its page says it was seen. Returns what
- * became of it: "sent" (queued on its connection), "queued" (the seat is
- * away: it goes when its page is back) or "lost". */
+/* Push r's text to seat s for admin from: as the tutorial sends it, or,
+ * to a seat with a secret, with an id, kept until seen. Returns "sent"
+ * (queued on its connection), "queued" (s is away) or "lost". */
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r)
 {
     struct push tutorial;
@@ -2156,9 +2080,8 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
     return p->sent ? "sent" : "queued";
 }
 
-/* The seat whose secret is sent, or NULL. A secret names its seat's slot
- * (cmd_seat()), so one seat is compared, in constant time: finding it
- * costs the same with 10 seats or 1,000. */
+/* The seat whose secret is sent, or NULL. A secret names its slot, so one
+ * seat is compared (in constant time), whether there are 10 or 1,000. */
 static struct seat *seat_by_secret(struct span sent)
 {
     char slot[5] = "";
@@ -2170,18 +2093,15 @@ static struct seat *seat_by_secret(struct span sent)
     return s->secret[0] != '\0' && token_matches(sent, s->secret) ? s : NULL;
 }
 
-/* c takes seat s back: its number, name, keys (c's first), and the
- * pushes its page has not seen, sent again. A connection still holding s
- * (the old, silent one of a dropped Wi-Fi) is closed with 4001; a seat c
- * held (it asked with "seat" after it opened) is given up. */
+/* c takes seat s, new or back, with the pushes its page has not seen. A
+ * connection still holding s (the silent one of a dropped Wi-Fi) is closed
+ * with 4001; a seat c held (it asked with "seat" later) is given up. */
 static void seat_take(struct conn *c, struct seat *s)
 {
     struct seat *fresh = c->seat;
     if (s->conn != NULL) {
         struct conn *ghost = s->conn;
-        if (!opt.quiet)
-            log_line(NULL, "Seat #%lu is back: closing its old connection from %s", s->number,
-                     ghost->addr);
+        log_event("Seat #%lu is back: closing its old connection from %s", s->number, ghost->addr);
         ghost->seat = NULL;
         seat_dropped(s);
         conn_fail(ghost, CLOSE_REPLACED, "this seat was taken by a new connection");
@@ -2199,11 +2119,10 @@ static void seat_take(struct conn *c, struct seat *s)
     announce_users();
 }
 
-/* {"req":"seat","secret":S}: with the secret of a seat, the sender takes
- * it back (a page that named it in its handshake has it already); without
- * one (or with one unknown here, after a restart, say) its own seat gets
- * a secret: "seat-", the seat's slot in 4 hex digits, and 128 bits from
- * /dev/urandom. The answer comes first, then the pushes not yet seen. */
+/* {"req":"seat","secret":S}: the sender takes S's seat back (a page that
+ * named it in its handshake has it already); without S, or with one
+ * unknown here (after a restart), its own seat gets a secret: "seat-",
+ * its slot in 4 hex digits, 128 bits from /dev/urandom. */
 static void cmd_seat(struct conn *c, const struct request *r)
 {
     unsigned char bits[16];
@@ -2252,8 +2171,7 @@ static void seats_due(void)
         } else if (srv.now_ms < end) {
             timer_at(end);
         } else {
-            if (!opt.quiet)
-                log_line(NULL, "Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
+            log_event("Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
             seat_free(s, "away longer than -g allows");
             announce_users();
         }
@@ -2283,9 +2201,8 @@ static void cmd_push_all(struct conn *c, const struct request *r)
     reply_text(c, cspan(note));
 }
 
-/* {"req":"get addresses"}: where students open the user page, for the
- * admin page to show with a QR code: wspush's ("content", none if it serves
- * no pages), and this machine's addresses ("hosts", section 20). */
+/* {"req":"get addresses"}: wspush's user page on each of this machine's
+ * addresses ("content"; none if it serves no pages), and those ("hosts"). */
 static void cmd_get_addresses(struct conn *c, const struct request *r)
 {
     char hosts[MAX_ADDRESSES][ADDR_LEN + 2], url[ADDR_LEN + 32];
@@ -2303,8 +2220,7 @@ static void cmd_get_addresses(struct conn *c, const struct request *r)
     reply_queue(c, bad || buf_puts(b, "]}") < 0);
 }
 
-/* {"req":"get my key"}: browsers make the key up and keep it from
- * scripts; a page asks for it, to show it. */
+/* {"req":"get my key"}: browsers keep the key they made from scripts. */
 static void cmd_get_my_key(struct conn *c, const struct request *r)
 {
     (void)r;
@@ -2351,8 +2267,7 @@ static void cmd_watch_users(struct conn *c, const struct request *r)
     FD_SET(c->fd, &srv.write_fds);
 }
 
-/* {"req":"kick","userkey":K}: K is closed with 4000, "closed by the
- * teacher", and its seat is gone; its page does not reconnect by itself. */
+/* {"req":"kick","userkey":K}: K is closed with 4000 and its seat is gone. */
 static void cmd_kick(struct conn *c, const struct request *r)
 {
     struct seat *user = seat_by_key(r->field[F_USERKEY]);
@@ -2381,11 +2296,9 @@ static void announce_users(void)
     }
 }
 
-/* Queue {"resp":"users","content":[{"key":K,"number":N,"name":S,
- * "role":R,"address":A,"since":T,"away":T,"why":W,"drops":D},...]} in
- * arrival order: every seat, by its latest key; times in ISO 8601;
- * "away" and "why" ("closed" or "lost") for seats away; "drops", when
- * there were some, for connections lost in the last DROPS_WINDOW_S. */
+/* Queue {"resp":"users","content":[{"key":K,"number":N,"name":S,"role":R,
+ * "address":A,"since":T,"away":T,"why":W,"drops":D},...]}: every seat, by
+ * its latest key, in arrival order; "away" and "why" for seats away. */
 static int reply_users(struct conn *c)
 {
     struct seat *order[MAX_CLIENTS];
@@ -2415,10 +2328,9 @@ static int reply_users(struct conn *c)
     return reply_queue(c, bad || buf_puts(b, "]}") < 0);
 }
 
-/* A watcher's list, owed and due, is queued now: at most every
- * LIST_INTERVAL_MS, and only when c's queue is empty, so that a burst of
- * changes costs one list. Returns 1 if one is owed and may go as soon as
- * the queue empties (c must stay in the write set). */
+/* Queue the list watcher c is owed, if LIST_INTERVAL_MS have passed and
+ * its queue is empty: a burst of changes costs one list. Returns 1 if it
+ * may go once the queue empties (c stays in the write set). */
 static int list_due(struct conn *c)
 {
     int64_t at = c->list_ms + LIST_INTERVAL_MS;
@@ -2437,18 +2349,12 @@ static int list_due(struct conn *c)
     return 0;
 }
 /* ======== 16. Admin rules and per-address limits [second reading] ==========
- * wspush guards against a student on the same network, and a web page in
- * the teacher's browser (any site a student sends the teacher to):
- * - Admin goes to a connection with the -t token; without a token, to one
- *   from this machine (loopback) whose Host names this machine (so a site
- *   whose name leads to 127.0.0.1 cannot) and that comes from a page of
- *   this machine or from no page (a program sends no Origin), not through
- *   a proxy. Wrong tokens make their address wait 1, 2, 4 ... 60 s.
- * - An address holds at most -c sockets; all buffers together at most -M
- *   bytes (past it, the connection that holds the most is closed).
- * An address is counted by addr_host(): IPv4 as it is, IPv6 by its /64,
- * since one machine may hold a whole /64. Behind a proxy we believe, the
- * client is the one its X-Forwarded-For names. */
+ * Against a student on the same network, and a web page in the teacher's
+ * browser (README, "What it guards against"): admin goes to a connection
+ * with the -t token, or without one, to a page of this machine talking
+ * from this machine, not through a proxy (may_be_admin()). All else is
+ * counted by address, as one student's share (addr_host()): sockets and
+ * seats (-c), a pass's work (share_of()), memory (-M, shed_load()). */
 
 /* The address text addr as 16 bytes in a: IPv6 as it is, IPv4 as
  * ::ffff:a.b.c.d. Returns 4 or 6, or 0 if addr is neither. */
@@ -2468,8 +2374,7 @@ static int addr_is_loopback(const char *addr)
 {
     unsigned char a[16];
     int family = addr_bin(addr, a);
-    return (family == 4 && a[12] == 127) ||
-           (family == 6 && memcmp(a, &in6addr_loopback, 16) == 0);
+    return (family == 4 && a[12] == 127) || (family == 6 && memcmp(a, &in6addr_loopback, 16) == 0);
 }
 
 /* True if a Host header, or an Origin's host, names this machine:
@@ -2484,8 +2389,7 @@ static int host_is_loopback(struct span h)
         return 0;
     memcpy(host, h.p + start, n - start);
     host[n - start] = '\0';
-    return span_ieq((const unsigned char *)host, n - start, "localhost") ||
-           addr_is_loopback(host);
+    return span_ieq((const unsigned char *)host, n - start, "localhost") || addr_is_loopback(host);
 }
 
 /* True if an Origin names a page of this machine: http(s)://HOST[:PORT]
@@ -2508,18 +2412,15 @@ static int addr_is_named_proxy(const char *addr)
     return 0;
 }
 
-/* True if a peer at addr is a proxy whose word on its clients we take:
- * this machine, or an address given with -x. */
+/* True if a peer at addr is a proxy we believe: this machine, or an -x. */
 static int addr_is_proxy(const char *addr)
 {
     return addr_is_loopback(addr) || addr_is_named_proxy(addr);
 }
 
-/* The client a proxy names in X-Forwarded-For, as text in out: the last
- * entry, which the proxy itself added; those before it came with the
- * request, and anyone can write them. An entry that is a proxy named with
- * -x (a proxy behind a proxy) is passed over, leftwards. Returns 0, or -1
- * if the entry is not an address. */
+/* The client a proxy names in X-Forwarded-For, into out: its last entry,
+ * which the proxy added (anyone can write those before it), passing
+ * leftwards over -x proxies behind it. 0, or -1 if it is no address. */
 static int forwarded_addr(struct span v, char out[ADDR_LEN])
 {
     unsigned char bin[16];
@@ -2541,53 +2442,40 @@ static int forwarded_addr(struct span v, char out[ADDR_LEN])
     }
 }
 
-/* True if the IPv6 address a lies in a prefix of one of this machine's
- * interfaces: a neighbour on the school's network. The prefixes are read
- * with getifaddrs() at most every PREFIXES_S seconds. */
+/* True if IPv6 address a is in a prefix of this machine's interfaces: a
+ * neighbour. Asked each time (14 µs): a prefix that comes counts at once. */
 static int addr_is_neighbour(const unsigned char a[16])
 {
-    struct ifaddrs *all = NULL;
-    if (srv.nets_ms == 0 || srv.now_ms >= srv.nets_ms + PREFIXES_S * 1000) {
-        srv.nets_ms = srv.now_ms | 1;   /* never 0: "not read yet" */
-        srv.n_nets = 0;
-        if (getifaddrs(&all) < 0)
-            all = NULL;
-        for (struct ifaddrs *i = all; i != NULL; i = i->ifa_next) {
-            if (i->ifa_addr == NULL || i->ifa_netmask == NULL || srv.n_nets == MAX_ADDRESSES ||
-                i->ifa_addr->sa_family != AF_INET6)
-                continue;
-            memcpy(srv.nets[srv.n_nets][0], &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, 16);
-            memcpy(srv.nets[srv.n_nets++][1], &((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr,
-                   16);
-        }
-        if (all != NULL)
-            freeifaddrs(all);
-    }
-    for (int k = 0; k < srv.n_nets; k++) {
+    struct ifaddrs *all;
+    int found = 0;
+    if (getifaddrs(&all) < 0)
+        return 0;
+    for (struct ifaddrs *i = all; i != NULL && !found; i = i->ifa_next) {
+        if (i->ifa_addr == NULL || i->ifa_netmask == NULL || i->ifa_addr->sa_family != AF_INET6)
+            continue;
+        const unsigned char *net = ((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr.s6_addr;
+        const unsigned char *mask = ((struct sockaddr_in6 *)i->ifa_netmask)->sin6_addr.s6_addr;
         int differ = 0;
         for (int b = 0; b < 16; b++)
-            differ |= (a[b] ^ srv.nets[k][0][b]) & srv.nets[k][1][b];
-        if (!differ)
-            return 1;
+            differ |= (a[b] ^ net[b]) & mask[b];
+        found = !differ;
     }
-    return 0;
+    freeifaddrs(all);
+    return found;
 }
 
-/* The 16 bytes by which an address is counted (-c, seats, memory) and
- * penalised: IPv4 as ::ffff:a.b.c.d; IPv6 whole if it is a neighbour on
- * this machine's network (every host of a LAN shares one /64), else by
- * its first 64 bits (a machine elsewhere may hold a whole /64), the rest
- * zero. */
+/* The 16 bytes by which an address is counted and penalised: IPv4 as
+ * ::ffff:a.b.c.d; IPv6 whole on this machine's networks (a school's LAN
+ * is one /64), else by its /64 (a machine elsewhere may hold a whole one). */
 static void addr_host(const char *addr, unsigned char host[16])
 {
     if (addr_bin(addr, host) == 6 && !addr_is_neighbour(host))
         memset(host + 8, 0, 8);
 }
 
-/* What addr_host() counts for addr, as text in out, for the log: addr
- * itself, or its /64 as "PREFIX::/64". Returns out. */
-static const char *addr_unit(const char *addr, const unsigned char host[16],
-                             char out[ADDR_LEN + 4])
+/* What addr_host() counts for addr, as text for the log, in out: addr, or
+ * "PREFIX::/64". Returns out. */
+static const char *addr_unit(const char *addr, const unsigned char host[16], char out[ADDR_LEN + 4])
 {
     unsigned char a[16];
     snprintf(out, ADDR_LEN + 4, "%s", addr);
@@ -2604,32 +2492,34 @@ static void conn_set_addr(struct conn *c, const char *addr)
     addr_host(addr, c->host);
 }
 
-/* The share of this pass of c's address, found, or begun with
- * MAX_FRAMES_PER_PASS frames and READ_CHUNK bytes: all sockets of one
- * address share them, so that a student's 64 sockets cannot make a
- * classmate wait 64 times as long. With -c 0 (a class behind one
- * address) each socket has its own. The table is reset each pass by its
- * number: a slot of an older pass is free, and a search stops there, as
- * every slot before it was taken in this pass. */
-static struct share *share_of(const struct conn *c)
+/* host's entry in table t (n slots) for this round of counting, begun at
+ * 0 if it has none: an entry of an older round is free, so a search stops
+ * there, as every slot before it was taken in this round. */
+static struct tally *tally_of(struct tally *t, size_t n, const unsigned char host[16],
+                              unsigned long round)
+{
+    for (size_t i = (size_t)(hash_of(host, 16) % n);; i = (i + 1) % n) {
+        if (t[i].round != round) {
+            t[i] = (struct tally){ { 0 }, round, 0, 0, 0, 0 };
+            memcpy(t[i].host, host, 16);
+        }
+        if (memcmp(t[i].host, host, 16) == 0)
+            return &t[i];
+    }
+}
+
+/* What c's address has done this pass: all its sockets share
+ * MAX_FRAMES_PER_PASS frames and READ_CHUNK bytes, so that a student's 64
+ * sockets cannot make a classmate wait 64 times as long (with -c 0, each
+ * socket has its own share). */
+static struct tally *share_of(const struct conn *c)
 {
     unsigned char key[16] = { 0 };
-    uint64_t h = srv.seed;
     if (opt.max_per_addr > 0)
         memcpy(key, c->host, 16);
     else
         memcpy(key, &c->fd, sizeof c->fd);
-    for (int i = 0; i < 16; i++)
-        h = (h ^ key[i]) * 0x100000001b3ULL;
-    for (size_t i = (size_t)(h % SHARE_SLOTS);; i = (i + 1) % SHARE_SLOTS) {
-        struct share *s = &srv.shares[i];
-        if (s->pass != srv.pass) {
-            *s = (struct share){ { 0 }, srv.pass, MAX_FRAMES_PER_PASS, READ_CHUNK };
-            memcpy(s->host, key, 16);
-        }
-        if (memcmp(s->host, key, 16) == 0)
-            return s;
-    }
+    return tally_of(srv.shares, SHARE_SLOTS, key, srv.pass);
 }
 
 /* How many sockets come from host. */
@@ -2641,13 +2531,10 @@ static int count_from(const unsigned char host[16])
     return n;
 }
 
-/* The rules a valid handshake must pass too: the -o list (403), one
- * connection a key (409), MAX_CLIENTS, -c and a seat for it (503).
- * Behind a proxy we believe, the client is the one it names. Sets
- * c->local: may c use the loopback admin rule? Returns the seat c is to
- * take: the one its secret names (*why NULL), or a new one from
- * seat_for() (*why: why its holder loses it, if it has one); or NULL
- * once c is refused. */
+/* The rules a valid handshake must pass too: -o (403), one connection a
+ * key (409), MAX_CLIENTS, -c, a seat (503). Sets c->local, and c's address
+ * to the one a proxy we believe names. Returns the seat c is to take, its
+ * secret's (*why NULL) or seat_for()'s, or NULL once c is refused. */
 static struct seat *handshake_allowed(struct conn *c, const struct http_request *r,
                                       const char **why)
 {
@@ -2676,10 +2563,9 @@ static struct seat *handshake_allowed(struct conn *c, const struct http_request 
     return c->state == CONN_HANDSHAKE ? s : NULL;
 }
 
-/* The record of wrong tokens from host, or a free one for it, or NULL if
- * none is free. A record stays while its address waits, and MAX_PENALTY_S
- * after: so an address that keeps guessing keeps its count, however many
- * others guess, and a running penalty is never given away. */
+/* The record of wrong tokens from host, or a free one, or NULL. A record
+ * stays while its address waits and MAX_PENALTY_S after, so a guesser
+ * keeps its count however many others guess. */
 static struct penalty *penalty_of(const unsigned char host[16])
 {
     struct penalty *spare = NULL;
@@ -2694,13 +2580,11 @@ static struct penalty *penalty_of(const unsigned char host[16])
     return spare;
 }
 
-/* May c become admin by sending r? Returns 1 if so; else answers why
- * (logged once a burst) and returns 0. A wrong token makes its address
- * wait 1, 2, 4 ... MAX_PENALTY_S seconds before it may try again, and
- * MAX_TOKEN_FAILURES of them close the connection (1008). While every
- * record is held, a guess from a new address is not weighed at all; but
- * the right token from this machine (c->local) always is: the teacher is
- * never locked out by others' guesses. */
+/* May c become admin by sending r? 1 if so; else c hears why, and 0. A
+ * wrong token makes its address wait 1, 2, 4 ... MAX_PENALTY_S s, and
+ * MAX_TOKEN_FAILURES close the connection (1008). While every record is
+ * held, a new address's guess is not weighed; the right token from this
+ * machine always is: the teacher is never locked out by others' guesses. */
 static int may_be_admin(struct conn *c, const struct request *r)
 {
     struct span token = r->field[F_TOKEN];
@@ -2748,56 +2632,42 @@ static int may_be_admin(struct conn *c, const struct request *r)
     return 0;
 }
 
-/* Order holdings, or anything that starts with a host, by host. */
-static int by_host(const void *a, const void *b)
+/* The address holding the most seats, of those with one away (by_seats),
+ * or else the most bytes; NULL if none. Each seat and socket is added to
+ * its address's tally: one step each, however they are spread. */
+static struct tally *holder_of_most(int by_seats)
 {
-    return memcmp(a, b, 16);
-}
-
-/* The address holding the most: of seats, among those with a seat away
- * (by_seats), or else of bytes. NULL if none holds anything. One entry a
- * seat and a socket, sorted by address and added up: n log n steps,
- * however the holdings are spread. */
-static struct holding *holder_of_most(int by_seats)
-{
-    struct holding *h = srv.holdings, *most = NULL;
-    int n = 0;
+    size_t n = sizeof srv.holdings / sizeof srv.holdings[0];
+    struct tally *t, *most = NULL;
+    srv.rounds++;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         const struct seat *s = &srv.seats[i];
-        size_t bytes = s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
         if (s->number == 0)
             continue;
-        h[n] = (struct holding){ { 0 }, 1, s->conn == NULL, bytes, s->conn ? 0 : bytes };
-        memcpy(h[n++].host, s->host, 16);
+        t = tally_of(srv.holdings, n, s->host, srv.rounds);
+        t->seats++;
+        t->away += s->conn == NULL;
+        t->bytes += s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
     }
     for (int fd = 0; fd <= srv.max_fd; fd++) {
         const struct conn *c = &srv.conns[fd];
-        if (c->state == CONN_FREE)
-            continue;
-        h[n] = (struct holding){ { 0 }, 0, 0, c->in.cap + c->out.cap + c->dec.msg.cap, 0 };
-        memcpy(h[n++].host, c->host, 16);
+        if (c->state != CONN_FREE)
+            tally_of(srv.holdings, n, c->host, srv.rounds)->bytes +=
+                c->in.cap + c->out.cap + c->dec.msg.cap;
     }
-    qsort(h, (size_t)n, sizeof *h, by_host);
-    for (int i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && by_host(&h[j], &h[i]) == 0; j++) {
-            h[i].seats += h[j].seats;
-            h[i].away += h[j].away;
-            h[i].bytes += h[j].bytes;
-            h[i].away_bytes += h[j].away_bytes;
-        }
-        if (by_seats ? h[i].away > 0 && (most == NULL || h[i].seats > most->seats)
-                     : most == NULL || h[i].bytes > most->bytes)
-            most = &h[i];
+    for (t = srv.holdings; t < srv.holdings + n; t++) {
+        if (t->round != srv.rounds || (by_seats && t->away == 0))
+            continue;
+        if (most == NULL || (by_seats ? t->seats > most->seats : t->bytes > most->bytes))
+            most = t;
     }
     return most;
 }
 
-/* Keep all buffers within -M. Over it, first give back what buffers hold
- * while empty (a buffer keeps its size after a big message); then, while
- * still over, take from the address holding the most: its seats away
- * lose their pushes; if it has none, its connection holding the most is
- * closed, dropping what it holds: a message too big to keep gets close
- * 1009; a queue too big to send goes with the socket. */
+/* Keep all buffers within -M: give back what empty buffers hold (a buffer
+ * keeps its size after a big message); while still over, take from the
+ * address holding the most: its seats away lose their pushes, or its
+ * largest connection goes (1009 for a message too big to keep). */
 static void shed_load(void)
 {
     for (int fd = 0; fd <= srv.max_fd && srv.buffered - srv.reply.cap > opt.max_buffered; fd++) {
@@ -2810,24 +2680,26 @@ static void shed_load(void)
             buf_free(&c->dec.msg);
     }
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
-        struct holding *most = holder_of_most(0);
+        struct tally *most = holder_of_most(0);
         struct conn *big = NULL;
         size_t held = 0;
-        for (int i = 0; most != NULL && most->away_bytes > 0 && i < MAX_CLIENTS; i++) {
+        int dropped = 0;
+        for (int i = 0; most != NULL && i < MAX_CLIENTS; i++) {
             struct seat *s = &srv.seats[i];
             if (s->number == 0 || s->conn != NULL || s->pushes == NULL ||
-                by_host(s->host, most->host) != 0)
+                memcmp(s->host, most->host, 16) != 0)
                 continue;
             log_line(NULL, "Over the memory budget (-M): seat #%lu of %s loses its pushes",
                      s->number, s->addr);
             seat_drop_pushes(s, "the server's memory budget (-M) was spent");
+            dropped = 1;
         }
-        if (most != NULL && most->away_bytes > 0)
+        if (dropped)
             continue;
         for (int fd = 0; most != NULL && fd <= srv.max_fd; fd++) {
             struct conn *c = &srv.conns[fd];
             size_t bytes = c->in.cap + c->out.cap + c->dec.msg.cap;
-            if (c->state != CONN_FREE && by_host(c->host, most->host) == 0 && bytes >= held) {
+            if (c->state != CONN_FREE && memcmp(c->host, most->host, 16) == 0 && bytes >= held) {
                 big = c;
                 held = bytes;
             }
@@ -2883,8 +2755,7 @@ static void conn_leave(struct conn *c)
     srv.n_open--;
     c->state = CONN_CLOSING;
     seat_leave(c);              /* it waits, or is gone (section 15) */
-    if (!opt.quiet)
-        log_line(NULL, "Peer %s disconnected.", c->addr);
+    log_event("Peer %s disconnected.", c->addr);
     log_roles("Current active connections (close event)");
     announce_users();
 }
@@ -2904,8 +2775,8 @@ static void conn_close(struct conn *c)
         srv.max_fd--;
 }
 
-/* Queue one frame (FIN set, no mask) with payload p[0..len) for c.
- * Returns 0, or -1 if memory is short (nothing is queued). */
+/* Queue one frame (FIN set, no mask) of p[0..len) for c: 0, or -1 if
+ * memory is short (nothing is queued). */
 static int queue_frame(struct conn *c, int opcode, const void *p, size_t len)
 {
     unsigned char head[10];
@@ -2955,8 +2826,7 @@ static void ws_open(struct conn *c, const struct http_request *r)
     lookup_add(c);
     srv.n_open++;
     srv.n_pending--;
-    if (!opt.quiet)
-        log_line(NULL, "Connection accepted. User key: %s", c->key);
+    log_event("Connection accepted. User key: %s", c->key);
     seat_attach(c, seat, why);  /* a user, new or back (section 15) */
     log_roles("Current active connections");
 }
@@ -3031,16 +2901,15 @@ static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
     return r;
 }
 
-/* Run WebSocket bytes p[0..len) through c's decoder and act on each
- * message and control frame. Returns how many bytes it used: all, but
- * for part of a frame header, what waits while c is paused, or what is
- * past the frames of its address's share of this pass (share_of()). */
+/* Run WebSocket bytes p[0..len) through c's decoder, acting on each
+ * message and control frame. Returns the bytes used: all, but part of a
+ * frame header, or what waits while c is paused or its share is spent. */
 static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
 {
     size_t pos = 0, used;
     struct failure f;
     struct decoder *d = &c->dec;
-    struct share *share = share_of(c);          /* section 16 */
+    struct tally *share = share_of(c);          /* section 16 */
     while (c->state == CONN_OPEN) {
         /* Flow control: while our replies to c wait, c waits too. */
         if (c->out.len > opt.max_queue && !d->in_frame) {
@@ -3051,11 +2920,11 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
         /* Fairness: past its address's share of this pass, the rest
          * waits for the next, so that a student sending without pause
          * cannot keep the others waiting. */
-        if (share->frames == 0) {
+        if (share->frames == MAX_FRAMES_PER_PASS) {
             c->backlog = 1;
             return pos;
         }
-        share->frames--;
+        share->frames++;
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
         pos += used;
         if (r == PARSE_MORE)
@@ -3115,16 +2984,16 @@ static void conn_input(struct conn *c, size_t len)
 static void conn_read(struct conn *c)
 {
     size_t have = c->state == CONN_CLOSING && c->close_seen ? 0 : c->in.len;
-    struct share *share = share_of(c);          /* section 16 */
-    size_t room = sizeof srv.read_buf - have;
+    struct tally *share = share_of(c);          /* section 16 */
+    size_t room = sizeof srv.read_buf - have, want = READ_CHUNK - share->bytes;
     ssize_t n = 0;
-    if (c->paused || share->frames == 0 || (share->bytes == 0 && !c->backlog))
+    if (c->paused || share->frames == MAX_FRAMES_PER_PASS || (want == 0 && !c->backlog))
         return;                 /* its turn comes in the next pass */
     if (have > 0)
         memcpy(srv.read_buf, c->in.data, have);
     if (!c->backlog)
-        n = read(c->fd, srv.read_buf + have, share->bytes < room ? share->bytes : room);
-    share->bytes -= n > 0 ? (size_t)n : 0;
+        n = read(c->fd, srv.read_buf + have, want < room ? want : room);
+    share->bytes += n > 0 ? (size_t)n : 0;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n < 0 || (n == 0 && !c->backlog)) {
@@ -3176,21 +3045,17 @@ static void conn_flush(struct conn *c)
 }
 /* ============== 18. Goodbyes, HTTP answers, files [second reading] ==========
  * Closing (§7.1): queue a close frame; once it is written, shut down our
- * side; read on, looking for the peer's close among its frames, until the
- * peer closes its side; then close. CLOSE_TIMEOUT_S bounds all of it.
- * (Closing a socket with unread data makes the kernel reset the
- * connection: the peer would lose our close.)
- * An HTTP answer ends the same way. A GET for /user.html gets
- * www/user.html: the path is decoded and checked before it comes near the
- * file system (no "..", no hidden names, no encoded slashes or NUL), and
- * the real file, after symlinks, must lie inside the www folder. Pages
- * carry headers that keep other sites from framing them, and their
- * scripts talking to the server they came from, and no other. */
+ * side; read on, looking for the peer's close, until the peer closes its
+ * side; then close, within CLOSE_TIMEOUT_S. (Closing a socket with unread
+ * data makes the kernel reset the connection: the peer would lose our
+ * close.) An HTTP answer ends the same way. A file's path is checked
+ * before it comes near the file system, and the real file must lie inside
+ * the www folder; pages may be neither framed nor talk to other servers. */
 #define PAGE_HEADERS "Cache-Control: no-cache\r\nX-Frame-Options: DENY\r\n" \
     "Content-Security-Policy: connect-src 'self'; frame-ancestors 'none'\r\n"
 
-/* Begin saying goodbye: nothing more is read as a request, and the socket
- * closes within CLOSE_TIMEOUT_S whatever the peer does. */
+/* Begin saying goodbye: nothing more is a request; the socket closes
+ * within CLOSE_TIMEOUT_S whatever the peer does. */
 static void conn_closing(struct conn *c)
 {
     conn_leave(c);
@@ -3228,9 +3093,9 @@ static void close_when_due(struct conn *c)
     c->due_why = NULL;
 }
 
-/* Closing, before the peer's close frame has come: pass over its frames
- * in p[0..len) until it does; bytes that are no frame end the wait too.
- * Returns the bytes used: all, but for part of a frame header. */
+/* Closing: pass over the peer's frames in p[0..len) until its close (or
+ * bytes that are no frame). Returns the bytes used: all but part of a
+ * frame header. */
 static size_t conn_skip_frames(struct conn *c, const unsigned char *p, size_t len)
 {
     struct frame fr;
@@ -3268,8 +3133,7 @@ static void conn_fail(struct conn *c, int code, const char *why)
         conn_send_close(c, (unsigned)code, why);
 }
 
-/* Answer an HTTP request with status, extra header lines and body, then
- * close. A HEAD request gets the head alone. */
+/* Answer with status, extra headers and body (head_only: HEAD), and close. */
 static void http_answer(struct conn *c, int status, const char *headers,
                         const char *type, const void *body, size_t len, int head_only)
 {
@@ -3300,9 +3164,8 @@ static void http_error(struct conn *c, int status, const char *why)
     http_answer(c, status, extra, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
 
-/* Turn the request target into a path under www/, NUL-terminated in
- * out[0..cap): %-escapes decoded, "//" as "/", a folder's index.html.
- * Returns PARSE_DONE, or PARSE_FAIL with 400, 403 or 404. */
+/* The target as a path under www/ in out[0..cap): %-escapes decoded, "//"
+ * as "/", a folder's index.html; or PARSE_FAIL with 400, 403 or 404. */
 static enum parse url_to_path(struct span t, char *out, size_t cap, struct failure *f)
 {
     size_t len = 0, o = 0;
@@ -3338,8 +3201,7 @@ static enum parse url_to_path(struct span t, char *out, size_t cap, struct failu
 }
 
 /* Read the regular file at path, which must lie inside the www folder
- * after symlinks, into body. Returns PARSE_DONE, or PARSE_FAIL with
- * 403, 404 or 500. */
+ * after symlinks, into body: PARSE_DONE, or PARSE_FAIL with 403-500. */
 static enum parse file_read(const char *path, struct buf *body, struct failure *f)
 {
     char real[PATH_MAX];
@@ -3414,11 +3276,10 @@ static void serve_file(struct conn *c, const struct http_request *r)
  * idle server sleeps as long as nothing is due. */
 
 /* Fire c's timers that are due; return when its next one is, or 0. A
- * handshake or a goodbye past its deadline is dropped. A client whose
- * queue has neither emptied nor moved by half of -s in SEND_TIMEOUT_S
- * does not read (the kernel may still take a trickle): 1008. A client
- * silent for -i seconds is pinged (the heartbeat of the tutorial's Node
- * library) and dropped if still silent -k seconds later. */
+ * handshake or goodbye past its deadline is dropped; a queue that neither
+ * emptied nor moved by -s/2 in SEND_TIMEOUT_S is not read (the kernel may
+ * still take a trickle): 1008; a client silent for -i seconds is pinged,
+ * and dropped if silent -k seconds more. */
 static int64_t conn_timers(struct conn *c)
 {
     int64_t now = srv.now_ms, stall = c->progress_ms + SEND_TIMEOUT_S * 1000;
@@ -3489,37 +3350,8 @@ static void timers(void)
 #define WWW_INSTALLED "/usr/local/share/wspush/www"
 #endif
 
-/* The limits no flag changes, for --help (README lists them too). */
-static void usage_fixed(FILE *out)
-{
-    fprintf(out,
-"Fixed: %d open WebSockets (more -> 503), and %d more sockets for\n"
-"handshakes (past them, the oldest handshake is dropped); request heads of\n"
-"%d bytes (more -> 431); files of %d bytes, paths of %d; JSON %d deep;\n"
-"names of %d characters, %d names a second; a watcher's lists %d ms apart;\n"
-"%d of this machine's addresses shown for students;\n"
-"a seat answers to its last %d keys and keeps %d pushes not yet seen\n"
-"(and -s bytes of them), with \"ref\"s of %d bytes;\n"
-"%d wrong tokens close a connection, each makes its address wait 1, 2, 4\n"
-"... %d s (%d addresses kept, each %d s past its wait); a queue stuck %d s\n"
-"-> 1008; %d s to finish a close, %d s to shut down; refusals logged once\n"
-"per %d s (%d kept); a log of %d bytes waiting for stdout (then lines are\n"
-"dropped), a role table once in %d s; an address reads %d bytes and\n"
-"handles %d frames a pass of the loop (%d shares kept), %d accepts a\n"
-"wake-up; logs show %d bytes of a message and %d roles, -v %d bytes of a\n"
-"frame; a key table of %d slots; IPv6 prefixes reread every %d s; a seat's\n"
-"drops counted (up to %d) over %d s.\n",
-            MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
-            MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
-            MAX_ADDRESSES,
-            SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN,
-            MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
-            CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
-            LOG_TABLE_S, READ_CHUNK, MAX_FRAMES_PER_PASS, SHARE_SLOTS, ACCEPT_BATCH,
-            LOG_MESSAGE_MAX, LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS, PREFIXES_S, DROPS_KEPT,
-            DROPS_WINDOW_S);
-}
-
+/* The flags and every limit, for --help and a bad command line (README
+ * lists them too). */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -3534,42 +3366,56 @@ static void usage(FILE *out)
 "  -m BYTES   largest message accepted (default %d); more -> close 1009\n"
 "  -s BYTES   unsent bytes per client (default %d): past it, its own\n"
 "             replies pause its reading, and pushes to it close it (1008)\n"
-"  -M BYTES   all buffers and pushes together (default %d); past it,\n"
-"             the address holding the most loses its seats' pushes, then\n"
-"             its connection holding the most\n"
-"  -c N       sockets (-> 503) and seats from one address (default %d;\n"
-"             0: no limit, and each socket its own share of a pass); IPv6\n"
-"             on this machine's networks counts whole, elsewhere by /64\n"
+"  -M BYTES   all buffers and pushes (default %d); past it, the address\n"
+"             holding the most loses its seats' pushes, then a connection\n"
+"  -c N       sockets (-> 503) and seats from one address (default %d; 0:\n"
+"             no cap, each socket its own share of a pass); IPv6 on this\n"
+"             machine's networks counts whole, elsewhere by /64\n"
 "  -T SEC     a handshake must be done within SEC seconds (default %d)\n"
 "  -i SEC     ping a client silent for SEC seconds (default %d)\n"
 "  -k SEC     drop it if the ping is unanswered SEC seconds later (default %d)\n"
-"  -g SEC     a user whose connection ended keeps its seat, away, this long\n"
-"             for its page to come back (default %d); pushes to it wait\n"
+"  -g SEC     a page's seat (if it asked for one) waits, away, this long\n"
+"             after its connection ends (default %d); pushes to it wait\n"
 "  -t TOKEN   admins must send this token, %d characters or more (or set\n"
-"             WSPUSH_ADMIN_TOKEN); \"random\" makes one and prints it once,\n"
-"             in the admin page's address (or what to add to it)\n"
-"  -o ORIGIN  accept browsers from this Origin only (repeatable, up to %d);\n"
-"             programs that send no Origin are refused too\n"
-"  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this\n"
-"             machine (repeatable, up to %d); its last entry names the\n"
-"             client, passing leftwards over entries that are -x proxies\n"
+"             WSPUSH_ADMIN_TOKEN); \"random\" makes one, printed once\n"
+"  -o ORIGIN  only browsers of this Origin (repeatable, up to %d); no programs\n"
+"  -x ADDR    a proxy whose X-Forwarded-For we believe, besides this machine\n"
+"             (repeatable, up to %d): its last entry names the client,\n"
+"             passing leftwards over entries that are -x proxies\n"
 "  -A         anyone may become admin, as in the tutorial (unsafe)\n"
 "  -e         raw echo: echo every message verbatim, no JSON\n"
-"  -q         quiet: no lines for each message, connection or seat, no\n"
-"             role tables, no 4000/4001 closes; start-up, refusals,\n"
-"             warnings and errors only\n"
+"  -q         quiet: start-up, refusals, warnings and errors only (no lines\n"
+"             for messages, connections, seats, role tables, 4000/4001)\n"
 "  -v         trace every step of the protocol\n"
-"  -h, --help this help; --version, the version\n",
+"  -h, --help this help; --version, the version\n"
+"Fixed: %d open WebSockets (more -> 503), %d more sockets for handshakes\n"
+"(past them, the oldest is dropped); heads of %d bytes (more -> 431); files\n"
+"of %d bytes, paths of %d; JSON %d deep; names of %d characters, %d a\n"
+"second; a watcher's lists %d ms apart; %d of this machine's addresses\n"
+"shown; a seat answers to %d keys, keeps %d pushes not seen (and -s bytes),\n"
+"\"ref\"s of %d bytes, and counts its drops (up to %d) over %d s; %d wrong\n"
+"tokens close a connection, each makes its address wait 1, 2, 4 ... %d s\n"
+"(%d addresses kept, each %d s past its wait); a queue stuck %d s -> 1008;\n"
+"%d s to finish a close, %d s to shut down; refusals logged once a burst of\n"
+"%d s (%d kept); %d bytes of log wait for stdout (then lines are dropped),\n"
+"a role table once in %d s; an address reads %d bytes and handles %d frames\n"
+"a pass of the loop (%d shares kept); %d accepts a wake-up; logs show %d\n"
+"bytes of a message and %d roles, -v %d bytes of a frame; %d key slots.\n",
             DEFAULT_PORT, WWW_INSTALLED, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_QUEUE,
             DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PER_ADDR, DEFAULT_HANDSHAKE_TIMEOUT_S,
             DEFAULT_PING_INTERVAL_S, DEFAULT_PONG_TIMEOUT_S, DEFAULT_GRACE_S, MIN_TOKEN_CHARS,
-            MAX_ORIGINS, MAX_PROXIES);
-    usage_fixed(out);
+            MAX_ORIGINS, MAX_PROXIES, MAX_CLIENTS, MAX_PENDING, MAX_REQUEST_HEAD, MAX_FILE_SIZE,
+            MAX_PATH_LEN, MAX_JSON_DEPTH, MAX_NAME_CHARS, MAX_NAMES_PER_S, LIST_INTERVAL_MS,
+            MAX_ADDRESSES, SEAT_KEYS, MAX_SEAT_PUSHES, MAX_REF_LEN, DROPS_KEPT, DROPS_WINDOW_S,
+            MAX_TOKEN_FAILURES, MAX_PENALTY_S, PENALTY_SLOTS, MAX_PENALTY_S, SEND_TIMEOUT_S,
+            CLOSE_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, LOG_BURST_S, REFUSAL_SLOTS, LOG_BUFFER,
+            LOG_TABLE_S, READ_CHUNK, MAX_FRAMES_PER_PASS, SHARE_SLOTS, ACCEPT_BATCH,
+            LOG_MESSAGE_MAX, LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
 }
 
 
-/* Print "wspush: " and a message on stderr, and exit with status: 2 for
- * a bad command line (with the usage), 1 for a start-up problem. */
+/* Print "wspush: " and a message, and exit: 2 for a bad command line
+ * (with the usage), 1 for a start-up problem. */
 static void die(int status, const char *fmt, ...)
 {
     va_list ap;
@@ -3680,8 +3526,8 @@ static void parse_options(int argc, char **argv)
             "Use -t random to have one made", MIN_TOKEN_CHARS);
 }
 
-/* The www folder: -d, else ./www, else the installed pages; resolved
- * once, so that serve_file() can check that every file lies inside it. */
+/* The www folder (-d, ./www, or the installed pages), resolved once, so
+ * that file_read() can check that every file lies inside it. */
 static void find_www(void)
 {
     static char real[PATH_MAX];
@@ -3704,10 +3550,9 @@ static int on_every_address(void)
            strcmp(opt.bind_addr, "0.0.0.0") == 0;
 }
 
-/* This machine's addresses that others can reach, as URLs write hosts
- * (IPv6 in brackets): getifaddrs()'s of each interface up with a link,
- * IPv4 but loopback, IPv6 but loopback and link-local; or the -b address,
- * if it is not loopback. Fills hosts; returns how many. */
+/* Fill hosts with this machine's addresses that others can reach, as URLs
+ * write them (IPv6 in brackets): the -b one, or each interface's that is
+ * up with a link, but loopback and IPv6 link-local. Returns how many. */
 #define IFACE_LIVE (0x1 | 0x40) /* IFF_UP|IFF_RUNNING (<net/if.h> hides them under POSIX) */
 static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2])
 {
@@ -3736,10 +3581,9 @@ static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2])
     return n;
 }
 
-/* Tell the teacher, after "Server is listening", what to open: the user
- * page for the students; the admin page, here or on the web server that
- * has the pages, with the token -t random made (shown once, here) and ?ws=
- * if wspush is not where those pages look (port 8080). With -q too. */
+/* Tell the teacher what to open (with -q too): the students' page; the
+ * admin page, here or on the web server with the pages, with -t random's
+ * token (shown once) and ?ws= if wspush is not on port 8080. */
 static void print_urls(void)
 {
     char hosts[MAX_ADDRESSES][ADDR_LEN + 2], host[ADDR_LEN + 2] = "localhost", query[160] = "";
@@ -3773,8 +3617,7 @@ static void print_urls(void)
                  opt.token && !made ? ", and types the token of -t" : "");
 }
 
-/* The address of sa as text in out, IPv4 seen through an IPv6 socket
- * (::ffff:a.b.c.d) as a.b.c.d; its port as text in port. */
+/* sa's address (::ffff:a.b.c.d as a.b.c.d) and port as text. */
 static void peer_of(const struct sockaddr_storage *sa, socklen_t len,
                     char out[ADDR_LEN], char port[8])
 {
@@ -3785,8 +3628,7 @@ static void peer_of(const struct sockaddr_storage *sa, socklen_t len,
         memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
-/* Say no to a client just accepted from unit (addr_unit()), in one
- * write, and close it. */
+/* Say 503 in one write to a client just accepted, and close it. */
 static void refuse(int fd, const char *unit, const char *why)
 {
     char answer[256];
@@ -3800,8 +3642,8 @@ static void refuse(int fd, const char *unit, const char *why)
     close(fd);
 }
 
-/* Out of file descriptors: give up the spare one to take the waiting
- * client off the queue and close it, rather than spin on it. */
+/* Out of fds: the spare one takes the waiting client off the queue to
+ * close it, rather than spin on it. */
 static void shed_client(void)
 {
     log_line(NULL, "accept: %s; refusing a client", strerror(errno));
@@ -3855,9 +3697,8 @@ static void begin_shutdown(void)
         srv.max_fd--;
 }
 
-/* Everything main() does before the loop but listen: options, the www
- * folder, a seed for key_slot() that clients cannot guess, memory for
- * JSON strings, file descriptors, signals. */
+/* All main() does before listening: options, the www folder, a seed for
+ * key_slot(), memory for JSON strings, file descriptors, signals. */
 static void start_up(int argc, char **argv)
 {
     struct sigaction sa;
@@ -4006,11 +3847,9 @@ static void accept_clients(void)
 }
 
 /* Read and act on the sockets select() found readable, and those with
- * frames left from the last pass; then write: to those that have replies
- * waiting, or room for more. A sender's replies are written at once,
- * before the next socket is read, so an admin hears "Already sent."
- * while its pushes are still being written (section 3). Returns 1 if
- * frames are left for the next pass: it must come without waiting. */
+ * frames left from the last pass; then write what waits where there is
+ * room. A sender's replies go at once (section 3). Returns 1 if frames
+ * are left for the next pass: it must come without waiting. */
 static int serve_ready(const fd_set *rfds, const fd_set *wfds)
 {
     int more = 0, n = srv.max_fd + 1;
@@ -4070,8 +3909,7 @@ static void serve(void)
     }
 }
 
-/* Left out when tests/unit.c or a fuzzer includes this file to call the
- * parsers above. */
+/* Left out when tests/unit.c or a fuzzer includes this file. */
 #ifndef WSPUSH_NO_MAIN
 int main(int argc, char **argv)
 {
