@@ -16,12 +16,13 @@
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
  * These are the tutorial's requests, byte for byte; section 15 adds some.
- * Reading it: about 3,700 lines. The six sections marked [first reading],
- * about 1,100 lines, are the tutorial: frames, the table of connections,
+ * Reading it: about 3,800 lines. The six sections marked [first reading],
+ * about 1,000 lines, are the tutorial: frames, the table of connections,
  * the handshake, its requests, reading and writing, and the select() loop
- * with socket(), bind(), listen() and accept(). Read them first, in order;
- * the others make wspush fit for a classroom, and can be taken on trust
- * from their comments at first. TOUR.md suggests an order.
+ * with socket(), bind(), listen() and accept(). Read them first, in the
+ * order TOUR.md gives (the loop, section 21, first); the others make
+ * wspush fit for a classroom, and the first reading calls them in one
+ * line each: take them on trust from their comments at first.
  * Build: cc -O2 -o wspush wspush.c sha1.c     Run: ./wspush -p 8080 */
 #define _POSIX_C_SOURCE 200809L
 #define _XOPEN_SOURCE 700      /* realpath() */
@@ -162,6 +163,9 @@ struct request {
     struct span raw[N_FIELDS];
     size_t decoded;             /* scratch bytes: strings with escapes  */
 };
+
+#define KEY_TEXT_LEN 24                 /* base64 of 16 bytes */
+#define ADDR_LEN     INET6_ADDRSTRLEN
 
 /* Record a failure and return PARSE_FAIL: a check reads as one line. */
 static enum parse fail(struct failure *f, int code, const char *why)
@@ -308,8 +312,8 @@ static size_t plain_blocks(const unsigned char *p, size_t n, int json)
  *   byte 0: FIN | RSV1 RSV2 RSV3 | opcode(4)
  *   byte 1: MASK | length(7); 126 = 16-bit length follows, 127 = 64-bit
  *   then the 4-byte mask key (browser frames only), then the payload.
- * Payload byte i is unmasked with key[i % 4] (§5.3). Section 8 puts
- * frames together into messages. */
+ * Payload byte i is unmasked with key[i % 4] (§5.3). frame_decode()
+ * (section 17) puts frames together into messages. */
 enum opcode {
     OP_CONT = 0x0, OP_TEXT = 0x1, OP_BINARY = 0x2,
     OP_CLOSE = 0x8, OP_PING = 0x9, OP_PONG = 0xA
@@ -397,8 +401,9 @@ static size_t frame_header(unsigned char *out, int opcode, uint64_t len)
     return 2 + ext;
 }
 
-/* ============== 5. The decoder's state [second reading] ====================
- * What section 8 keeps for a connection between reads. */
+/* What frame_decode() keeps for a connection between reads: a frame's
+ * header while its payload comes, a message that comes in pieces, and
+ * where its UTF-8 check has got to (section 8). */
 struct utf8 {
     unsigned char need;         /* continuation bytes still to come     */
     unsigned char lo, hi;       /* the range allowed for the next one   */
@@ -422,65 +427,13 @@ struct decoder {
     size_t data_len;
 };
 
-/* ============= 6. The table of connections [first reading] =================
- * All that wspush knows lives in one struct server, srv. Every socket has a
- * struct conn, srv.conns[fd]. The tutorial keeps lookup[key] = conn, a map
- * from key to connection; srv.lookup is that map in a fixed array: a key
- * is looked for from key_slot(key) on, slot after slot, until it or an
- * empty slot turns up (open addressing). The array is twice as big as the
- * table can get full, so a search is short with 10 users or with 1,000. */
-enum conn_state {
-    CONN_FREE,                  /* no socket                            */
-    CONN_HANDSHAKE,             /* reading the HTTP request             */
-    CONN_OPEN,                  /* WebSocket open: frames flow          */
-    CONN_CLOSING                /* said goodbye; waiting for the peer   */
-};
-enum role { ROLE_USER, ROLE_ADMIN };
-
-#define KEY_TEXT_LEN 24                 /* base64 of 16 bytes */
-#define ADDR_LEN     INET6_ADDRSTRLEN
-
-struct conn {
-    int fd;
-    char tag[16];               /* "[fd] ", before its trace lines      */
-    enum conn_state state;
-    enum role role;             /* USER until "get connections"         */
-    char key[KEY_TEXT_LEN + 1]; /* Sec-WebSocket-Key: client's address  */
-    struct seat *seat;          /* the user it is, while open           */
-    char addr[ADDR_LEN];        /* peer address, for logs and limits    */
-    unsigned char host[16];     /* addr as addr_host() counts it        */
-    int local;                  /* may use the loopback admin rule      */
-    struct buf in;              /* bytes not parsed yet                 */
-    struct buf out;             /* bytes waiting to be written          */
-    struct decoder dec;
-    int64_t deadline_ms;        /* handshake or goodbye ends by then    */
-    unsigned long accepted;     /* accept() order, to drop the oldest   */
-    int64_t last_heard_ms;      /* when the peer last sent anything     */
-    int64_t ping_sent_ms;       /* our unanswered ping, or 0            */
-    int64_t progress_ms;        /* out was last empty, or moved -s/2    */
-    size_t drained;             /* bytes written since progress_ms      */
-    int token_failures;         /* wrong admin tokens so far            */
-    size_t log_credit;          /* log bytes its messages may still cost */
-    int64_t names_ms;           /* its last second of "set name" began  */
-    int names;                  /* ... and it has set this many since   */
-    int64_t list_ms;            /* a watcher's last list went then      */
-    int dirty;                  /* out grew: write it this pass         */
-    int paused;                 /* not read until out drains            */
-    int backlog;                /* in holds frames for the next pass    */
-    int watching;               /* sent "watch users"                   */
-    int list_due;               /* is owed a fresh user list            */
-    int close_seen;             /* the peer's close has come (or junk)  */
-    const char *due_why;        /* our 1009 waits for the message's end */
-    uint64_t skip;              /* closing: payload bytes to pass over  */
-    int write_shut;             /* shutdown(SHUT_WR) is done            */
-};
-
-/* A seat is one user, however many connections it takes: the tutorial's
+/* ============== 5. The classroom's state [second reading] ==================
+ * A seat is one user, however many connections it takes: the tutorial's
  * entry (lookup[key], role[key]), with a number and a name. Every open
  * connection has one. A page that asks for its seat gets a secret, and
  * with it takes the same seat back on a new connection, after its Wi-Fi
  * dropped, say (section 15); meanwhile the seat waits, away, and keeps
- * what is pushed to it. */
+ * what is pushed to it. The rest is counted by address (section 16). */
 struct push {                   /* a push to a seat, not yet seen       */
     char id[24];                /* what the page acknowledges           */
     char ref[MAX_REF_LEN + 1];  /* the admin's "ref", for its receipts  */
@@ -516,7 +469,7 @@ struct penalty {                /* wrong admin tokens from an address   */
     int64_t until_ms;           /* its admin attempts wait till then    */
 };
 struct tally {                  /* what one address did, or holds       */
-    unsigned char host[16];     /* as addr_host() counts it (section 16) */
+    unsigned char host[16];     /* as addr_host() counts it             */
     unsigned long round;        /* the count it is of; older: slot free */
     int frames, seats, away;    /* frames handled; seats, those away    */
     size_t bytes;               /* bytes read, or held                  */
@@ -529,26 +482,79 @@ struct burst {                  /* refusals of one address, one reason  */
     unsigned long more;         /* refused since the last line          */
 };
 
+/* ============= 6. The table of connections [first reading] =================
+ * All that wspush knows lives in one struct server, srv. Every socket has a
+ * struct conn, srv.conns[fd]. The tutorial keeps lookup[key] = conn, a map
+ * from key to connection; srv.lookup is that map in a fixed array: a key
+ * is looked for from key_slot(key) on, slot after slot, until it or an
+ * empty slot turns up (open addressing). The array is twice as big as the
+ * table can get full, so a search is short with 10 users or with 1,000. */
+enum conn_state {
+    CONN_FREE,                  /* no socket                            */
+    CONN_HANDSHAKE,             /* reading the HTTP request             */
+    CONN_OPEN,                  /* WebSocket open: frames flow          */
+    CONN_CLOSING                /* said goodbye; waiting for the peer   */
+};
+enum role { ROLE_USER, ROLE_ADMIN };
+
+struct conn {
+    int fd;
+    enum conn_state state;
+    enum role role;             /* USER until "get connections"         */
+    char key[KEY_TEXT_LEN + 1]; /* Sec-WebSocket-Key: client's address  */
+    struct buf in;              /* bytes not parsed yet                 */
+    struct buf out;             /* bytes waiting to be written          */
+    struct decoder dec;         /* frames into messages (section 4)     */
+    int dirty;                  /* out grew: write it this pass         */
+    int paused;                 /* not read until out drains            */
+    int64_t deadline_ms;        /* handshake or goodbye ends by then    */
+    int64_t last_heard_ms;      /* when the peer last sent anything     */
+    int64_t ping_sent_ms;       /* our unanswered ping, or 0            */
+    int close_seen;             /* the peer's close has come (or junk)  */
+    uint64_t skip;              /* closing: payload bytes to pass over  */
+    int write_shut;             /* shutdown(SHUT_WR) is done            */
+    const char *due_why;        /* our 1009 waits for the message's end */
+    /* What the classroom keeps for a connection (second reading): */
+    char tag[16];               /* "[fd] ", before its trace lines      */
+    struct seat *seat;          /* the user it is, while open (15)      */
+    char addr[ADDR_LEN];        /* peer address, for logs and limits    */
+    unsigned char host[16];     /* addr as addr_host() counts it (16)   */
+    int local;                  /* may use the loopback admin rule      */
+    unsigned long accepted;     /* accept() order, to drop the oldest   */
+    int64_t progress_ms;        /* out was last empty, or moved -s/2    */
+    size_t drained;             /* bytes written since progress_ms      */
+    int backlog;                /* in holds frames for the next pass    */
+    int token_failures;         /* wrong admin tokens so far            */
+    size_t log_credit;          /* log bytes its messages may still cost */
+    int64_t names_ms;           /* its last second of "set name" began  */
+    int names;                  /* ... and it has set this many since   */
+    int watching;               /* sent "watch users"                   */
+    int list_due;               /* is owed a fresh user list            */
+    int64_t list_ms;            /* a watcher's last list went then      */
+};
+
 static struct server {
     struct conn conns[FD_SETSIZE];      /* conns[fd], for every socket  */
     struct conn *lookup[LOOKUP_SLOTS];  /* open WebSockets, by key      */
-    struct seat seats[MAX_CLIENTS];     /* the users, here or away      */
-    unsigned long n_pushes;             /* pushes to seats so far       */
     uint64_t seed;                      /* makes key_slot() unguessable */
     int n_open;                         /* WebSockets in the table      */
     int n_pending;                      /* sockets in their handshake   */
-    unsigned long next_number;          /* the next user's number       */
-    unsigned long n_accepted;           /* sockets accepted so far      */
     fd_set read_fds, write_fds;         /* what select() watches        */
     int max_fd, listen_fd;
-    int spare_fd;                       /* given up when out of fds     */
     int64_t now_ms;                     /* the clock, read once a pass  */
     int64_t next_timer_ms;              /* a timer is due then, or 0    */
     sigset_t wait_mask;                 /* signals let in while waiting */
     int stopping;                       /* SIGTERM: saying goodbye      */
-    size_t buffered;                    /* bytes all buffers hold       */
     unsigned char *scratch;             /* decoded JSON strings         */
     struct buf reply;                   /* a reply before it is queued  */
+    unsigned char read_buf[MAX_REQUEST_HEAD + READ_CHUNK];
+    /* What the classroom keeps (second reading): */
+    struct seat seats[MAX_CLIENTS];     /* the users, here or away (15) */
+    unsigned long next_number;          /* the next user's number       */
+    unsigned long n_pushes;             /* pushes to seats so far       */
+    unsigned long n_accepted;           /* sockets accepted so far      */
+    int spare_fd;                       /* given up when out of fds     */
+    size_t buffered;                    /* bytes all buffers hold (-M)  */
     struct penalty penalties[PENALTY_SLOTS];
     struct tally shares[SHARE_SLOTS];   /* this pass's work, by address */
     struct tally holdings[2 * (MAX_CLIENTS + FD_SETSIZE)];  /* holder_of_most() */
@@ -561,7 +567,6 @@ static struct server {
     char random_token[2 * 16 + 1];      /* -t random: 128 bits in hex   */
     int table_due;                      /* a role table waits its turn  */
     int64_t table_ms;                   /* when the last one was logged */
-    unsigned char read_buf[MAX_REQUEST_HEAD + READ_CHUNK];
 } srv = { .max_fd = -1, .listen_fd = -1, .spare_fd = -1, .stdout_flags = -1, .next_number = 1 };
 
 /* Print a trace line for c if -v is on: "[fd] " and the text. */
@@ -622,44 +627,6 @@ static void lookup_remove(struct conn *c)
     }
 }
 
-/* The seat that holds or held key k, or NULL: lookup[k] first, then the
- * older keys of seats taken back, and the keys of seats away. */
-static struct seat *seat_by_key(struct span k)
-{
-    struct conn *c = conn_by_key(k);
-    if (c != NULL)
-        return c->seat;
-    for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
-        for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
-            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
-                return &srv.seats[i];
-    return NULL;
-}
-
-/* True if seat s is an admin's (an away seat is a user's). */
-static int seat_is_admin(const struct seat *s)
-{
-    return s->conn != NULL && s->conn->role == ROLE_ADMIN;
-}
-
-static int by_number(const void *a, const void *b)
-{
-    unsigned long x = (*(struct seat *const *)a)->number;
-    unsigned long y = (*(struct seat *const *)b)->number;
-    return x < y ? -1 : x > y;
-}
-
-/* Fill order[] with the seats, here or away, sorted by arrival; how many. */
-static int seats_in_order(struct seat *order[MAX_CLIENTS])
-{
-    int n = 0;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (srv.seats[i].number != 0)
-            order[n++] = &srv.seats[i];
-    qsort(order, (size_t)n, sizeof order[0], by_number);
-    return n;
-}
-
 /* ===================== 7. Buffers and timers [second reading] ===============
  * A struct buf grows as bytes arrive, never to a size a length field
  * claims; srv.buffered counts what all of them hold (-M bounds it). */
@@ -675,6 +642,10 @@ static void http_error(struct conn *c, int status, const char *why);
 static void serve_file(struct conn *c, const struct http_request *r);
 static int may_be_admin(struct conn *c, const struct request *r);
 static void announce_users(void);
+static void parse_header_extra(struct span name, struct span v, struct http_request *r);
+static struct seat *seat_by_key(struct span k);
+static int seat_is_admin(const struct seat *s);
+static int seats_in_order(struct seat *order[MAX_CLIENTS]);
 static void cmd_push_all(struct conn *c, const struct request *r);
 static void cmd_get_my_key(struct conn *c, const struct request *r);
 static void cmd_set_name(struct conn *c, const struct request *r);
@@ -1014,21 +985,11 @@ static enum parse parse_header(struct span line, struct http_request *r, struct 
         *once = v;
     if (span_ieq(line.p, n, "connection"))
         r->connection_upgrade |= list_has(v, "upgrade");
-    /* §4.2.1 item 8: the subprotocols the client speaks; we speak one.
-     * Our user page offers its seat's secret among them too (section 15):
-     * it names its seat before it opens, and no log keeps headers. */
+    /* §4.2.1 item 8: the subprotocols the client speaks; we speak one. */
     for (size_t pos = 0; span_ieq(line.p, n, "sec-websocket-protocol") &&
-         list_next(v, &pos, &item);) {
+         list_next(v, &pos, &item);)
         r->offers_echo |= span_is(item, WS_PROTOCOL);
-        if (item.len > 5 && memcmp(item.p, "seat-", 5) == 0)
-            r->secret = item;
-    }
-    /* A proxy's word on who its client is (section 16): only the last
-     * X-Forwarded-For is read; the others just say a proxy was there. */
-    if (span_ieq(line.p, n, "x-forwarded-for"))
-        r->forwarded = v;
-    r->proxied |= span_ieq(line.p, n, "x-forwarded-for") || span_ieq(line.p, n, "x-real-ip") ||
-                  span_ieq(line.p, n, "forwarded");
+    parse_header_extra(span_of(line.p, n), v, r);   /* a seat's, a proxy's (section 16) */
     return PARSE_DONE;
 }
 
@@ -1504,6 +1465,17 @@ static void trace_frame(struct conn *c, const char *dir, const struct frame *fr,
               close_meaning((unsigned)p[0] << 8 | p[1]));
 }
 
+/* With -v, trace the frame c's decoder has just read, unless it ends a
+ * JSON message: log_message() traces that one, knowing where its token is
+ * (with a token, the other frames of a message are hidden whole). */
+static void trace_frame_in(struct conn *c)
+{
+    const struct decoder *d = &c->dec;
+    int json = !opt.raw_echo && d->fr.opcode < OP_CLOSE;
+    if (!d->ready || d->opcode >= OP_CLOSE || opt.raw_echo)
+        trace_frame(c, "<-", &d->fr, d->payload, 0, opt.token && json ? d->payload_len : 0);
+}
+
 /* Log "Received Message: ..." as the tutorial does, from c's log credit,
  * r's token hidden, and trace its last frame. Only upto bytes are logged:
  * past a JSON error may lie a token the scanner did not reach, and what
@@ -1838,17 +1810,51 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
     reply_json(c, r.field[F_REQ], r.field[F_TEXT]);     /* the echo */
 }
 /* ================ 15. wspush's own requests [second reading] ================
- * "push all", "get my key", "set name", "watch users", "kick", "seat",
- * "seen", "get addresses", and receipts: each function's comment gives its
- * request, and README's protocol table every reply. The tutorial's admin
- * page knows none of these, and gets a list only when it asks; a watcher's
- * list waits until its queue is empty (list_due()), so a burst of comings
- * and goings costs one list.
- * Seats (section 6): a page that comes back names its seat in its
- * handshake (section 10) and is that user again from its first byte, with
- * every push it has not acknowledged sent again (the page shows each id
- * once). A seat with no connection waits -g seconds, away, and queues what
- * is pushed to it; then it is gone, its pushes lost. */
+ * Each cmd_ function's comment gives its request; README's protocol table
+ * gives every reply. The tutorial's admin page knows none of these, and
+ * gets a list only when it asks. Seats (section 5): a page that comes back
+ * names its seat in its handshake and is that user again from its first
+ * byte, every push it has not acknowledged sent again (the page shows each
+ * id once). A seat with no connection waits -g seconds, away, and queues
+ * what is pushed to it; then it is gone, its pushes lost. */
+
+/* The seat that holds or held key k, or NULL: lookup[k] first, then the
+ * older keys of seats taken back, and the keys of seats away. */
+static struct seat *seat_by_key(struct span k)
+{
+    struct conn *c = conn_by_key(k);
+    if (c != NULL)
+        return c->seat;
+    for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
+        for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
+            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
+                return &srv.seats[i];
+    return NULL;
+}
+
+/* True if seat s is an admin's (an away seat is a user's). */
+static int seat_is_admin(const struct seat *s)
+{
+    return s->conn != NULL && s->conn->role == ROLE_ADMIN;
+}
+
+static int by_number(const void *a, const void *b)
+{
+    unsigned long x = (*(struct seat *const *)a)->number;
+    unsigned long y = (*(struct seat *const *)b)->number;
+    return x < y ? -1 : x > y;
+}
+
+/* Fill order[] with the seats, here or away, sorted by arrival; how many. */
+static int seats_in_order(struct seat *order[MAX_CLIENTS])
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (srv.seats[i].number != 0)
+            order[n++] = &srv.seats[i];
+    qsort(order, (size_t)n, sizeof order[0], by_number);
+    return n;
+}
 
 /* {"resp":"receipt","ref":R,"number":N,"state":S,"why":W}: what became of
  * p for user number, to its admin if it gave a "ref" and is still there. */
@@ -1898,8 +1904,7 @@ static void seat_free(struct seat *s, const char *why)
     memset(s, 0, sizeof *s);
 }
 
-/* How many seats host holds, here or away; *oldest is its seat away the
- * longest, or NULL if none of them is away. */
+/* How many seats host holds; *oldest: its seat away the longest, or NULL. */
 static int seats_of(const unsigned char host[16], struct seat **oldest)
 {
     int n = 0;
@@ -1937,25 +1942,7 @@ static struct seat *seat_for(const unsigned char host[16], const char **why)
     return mine;
 }
 
-static void seat_take(struct conn *c, struct seat *s);
-
-/* c, just opened, takes seat s: back, if its secret named s (why NULL);
- * else as a new user with a new number, and s's holder (why) is gone. */
-static void seat_attach(struct conn *c, struct seat *s, const char *why)
-{
-    if (why != NULL && s->number != 0) {
-        log_line(NULL, "Seat #%lu of %s is given up: %s", s->number, s->addr, why);
-        seat_free(s, "its seat was given to a newcomer");
-    }
-    if (why != NULL) {
-        s->number = srv.next_number++;
-        s->since = time(NULL);
-    }
-    seat_take(c, s);
-}
-
-/* Count a drop of s's connection (lost, or replaced by a new one), for
- * the teacher's list: how often it dropped in the last DROPS_WINDOW_S. */
+/* Count a drop of s's connection (lost, or replaced), for the teacher. */
 static void seat_dropped(struct seat *s)
 {
     memmove(s->drops_ms + 1, s->drops_ms, (DROPS_KEPT - 1) * sizeof s->drops_ms[0]);
@@ -1994,6 +1981,7 @@ static void seat_leave(struct conn *c)
         timer_at(s->away_ms + (int64_t)opt.grace_s * 1000);
     else
         seat_free(s, s->kicked ? "the teacher kicked that user" : "the page left");
+    announce_users();
 }
 
 /* Queue push p of seat s on its connection: "sent" (once). */
@@ -2119,6 +2107,21 @@ static void seat_take(struct conn *c, struct seat *s)
     announce_users();
 }
 
+/* c, just opened, takes seat s: back, if its secret named s (why NULL);
+ * else as a new user with a new number, and s's holder (why) is gone. */
+static void seat_attach(struct conn *c, struct seat *s, const char *why)
+{
+    if (why != NULL && s->number != 0) {
+        log_line(NULL, "Seat #%lu of %s is given up: %s", s->number, s->addr, why);
+        seat_free(s, "its seat was given to a newcomer");
+    }
+    if (why != NULL) {
+        s->number = srv.next_number++;
+        s->since = time(NULL);
+    }
+    seat_take(c, s);
+}
+
 /* {"req":"seat","secret":S}: the sender takes S's seat back (a page that
  * named it in its handshake has it already); without S, or with one
  * unknown here (after a restart), its own seat gets a secret: "seat-",
@@ -2227,8 +2230,7 @@ static void cmd_get_my_key(struct conn *c, const struct request *r)
     reply_json(c, cspan("get my key"), cspan(c->key));
 }
 
-/* {"req":"set name","name":N}: plain text of 1 to MAX_NAME_CHARS
- * characters, trimmed; else the old name stays. */
+/* {"req":"set name","name":N}: plain text, trimmed, 1 to MAX_NAME_CHARS. */
 static void cmd_set_name(struct conn *c, const struct request *r)
 {
     struct span name = span_trim(r->field[F_NAME]);
@@ -2356,8 +2358,7 @@ static int list_due(struct conn *c)
  * counted by address, as one student's share (addr_host()): sockets and
  * seats (-c), a pass's work (share_of()), memory (-M, shed_load()). */
 
-/* The address text addr as 16 bytes in a: IPv6 as it is, IPv4 as
- * ::ffff:a.b.c.d. Returns 4 or 6, or 0 if addr is neither. */
+/* addr as 16 bytes in a (IPv4 as ::ffff:a.b.c.d): 4 or 6, or 0 if neither. */
 static int addr_bin(const char *addr, unsigned char a[16])
 {
     memset(a, 0, 16);
@@ -2377,8 +2378,7 @@ static int addr_is_loopback(const char *addr)
     return (family == 4 && a[12] == 127) || (family == 6 && memcmp(a, &in6addr_loopback, 16) == 0);
 }
 
-/* True if a Host header, or an Origin's host, names this machine:
- * localhost, 127.x.y.z or [::1], with or without a port. */
+/* True if a Host (or an Origin's host) is localhost, 127.x.y.z or [::1]. */
 static int host_is_loopback(struct span h)
 {
     char host[ADDR_LEN];
@@ -2400,6 +2400,24 @@ static int origin_is_local(struct span o)
                 : o.len > 8 && memcmp(o.p, "https://", 8) == 0 ? 8 : 0;
     return skip > 0 && memchr(o.p + skip, '/', o.len - skip) == NULL &&
            host_is_loopback(span_of(o.p + skip, o.len - skip));
+}
+
+/* The headers only the classroom reads: a seat's secret among the
+ * subprotocols (our user page names its seat before it opens, and no log
+ * keeps headers), and a proxy's word on its client: only the last
+ * X-Forwarded-For is read; the others just say a proxy was there. */
+static void parse_header_extra(struct span name, struct span v, struct http_request *r)
+{
+    struct span item;
+    int xff = span_ieq(name.p, name.len, "x-forwarded-for");
+    for (size_t pos = 0; span_ieq(name.p, name.len, "sec-websocket-protocol") &&
+         list_next(v, &pos, &item);)
+        if (item.len > 5 && memcmp(item.p, "seat-", 5) == 0)
+            r->secret = item;
+    if (xff)
+        r->forwarded = v;
+    r->proxied |= xff || span_ieq(name.p, name.len, "x-real-ip") ||
+                  span_ieq(name.p, name.len, "forwarded");
 }
 
 /* True if addr was named with -x: a proxy whose word we take. */
@@ -2522,6 +2540,35 @@ static struct tally *share_of(const struct conn *c)
     return tally_of(srv.shares, SHARE_SLOTS, key, srv.pass);
 }
 
+/* read() from c into p[0..room), within its address's share of this pass:
+ * -1 with EAGAIN once the share is spent, as if nothing had come, so that
+ * a student sending without pause cannot keep the others waiting. */
+static ssize_t read_share(struct conn *c, unsigned char *p, size_t room)
+{
+    struct tally *share = share_of(c);
+    size_t want = READ_CHUNK - share->bytes;
+    if (share->frames == MAX_FRAMES_PER_PASS || want == 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t n = read(c->fd, p, want < room ? want : room);
+    share->bytes += n > 0 ? (size_t)n : 0;
+    return n;
+}
+
+/* Count a frame of c against its address's share of this pass; 0 if the
+ * share is spent (c->backlog: what is left waits for the next pass). */
+static int share_frame(struct conn *c)
+{
+    struct tally *share = share_of(c);
+    if (share->frames == MAX_FRAMES_PER_PASS) {
+        c->backlog = 1;
+        return 0;
+    }
+    share->frames++;
+    return 1;
+}
+
 /* How many sockets come from host. */
 static int count_from(const unsigned char host[16])
 {
@@ -2529,6 +2576,54 @@ static int count_from(const unsigned char host[16])
     for (int fd = 0; fd <= srv.max_fd; fd++)
         n += srv.conns[fd].state != CONN_FREE && memcmp(srv.conns[fd].host, host, 16) == 0;
     return n;
+}
+
+/* Say 503 in one write to a client just accepted from addr, and close it. */
+static void refuse(int fd, const char *addr, const char *why)
+{
+    char answer[256], unit[ADDR_LEN + 4];
+    unsigned char host[16];
+    int n = snprintf(answer, sizeof answer, "HTTP/1.1 503 Service Unavailable\r\n"
+                     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n503: %s\n", strlen(why) + 6, why);
+    addr_host(addr, host);
+    log_refusal(addr_unit(addr, host, unit), 503, why, NULL);
+    if (write(fd, answer, (size_t)n) < 0) {
+        /* nothing more to do for this client */
+    }
+    close(fd);
+}
+
+/* Make room for a new handshake: drop the oldest one still waiting. */
+static void drop_oldest_handshake(void)
+{
+    struct conn *oldest = NULL;
+    char unit[ADDR_LEN + 4];
+    for (int fd = 0; fd <= srv.max_fd; fd++)
+        if (srv.conns[fd].state == CONN_HANDSHAKE &&
+            (oldest == NULL || srv.conns[fd].accepted < oldest->accepted))
+            oldest = &srv.conns[fd];
+    if (oldest != NULL) {
+        log_refusal(addr_unit(oldest->addr, oldest->host, unit), 503,
+                    "handshake dropped for a newer one", NULL);
+        conn_close(oldest);
+    }
+}
+
+/* May a client just accepted from addr stay? Not if its address has -c
+ * sockets already (a proxy we believe speaks for many): it hears 503. To
+ * make room for its handshake, the oldest one still waiting may go. */
+static int accept_allowed(int fd, const char *addr)
+{
+    unsigned char host[16];
+    addr_host(addr, host);
+    if (opt.max_per_addr > 0 && !addr_is_proxy(addr) && count_from(host) >= opt.max_per_addr) {
+        refuse(fd, addr, "too many connections from your address (-c)");
+        return 0;
+    }
+    if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING)
+        drop_oldest_handshake();
+    return 1;
 }
 
 /* The rules a valid handshake must pass too: -o (403), one connection a
@@ -2757,7 +2852,6 @@ static void conn_leave(struct conn *c)
     seat_leave(c);              /* it waits, or is gone (section 15) */
     log_event("Peer %s disconnected.", c->addr);
     log_roles("Current active connections (close event)");
-    announce_users();
 }
 
 /* Close the socket and free its conn with all it holds. */
@@ -2789,13 +2883,12 @@ static int queue_frame(struct conn *c, int opcode, const void *p, size_t len)
         timer_at(srv.now_ms + SEND_TIMEOUT_S * 1000);
     c->dirty = 1;
     FD_SET(c->fd, &srv.write_fds);
-    if (opt.verbose)
-        trace_frame(c, "->", &(struct frame){ 1, opcode, { 0 }, len, head_len }, p, 0, 0);
+    trace_frame(c, "->", &(struct frame){ 1, opcode, { 0 }, len, head_len }, p, 0, 0);
     return 0;
 }
 
 /* The head is a valid handshake: unless a rule of section 16 refuses it,
- * answer 101 (§4.2.2), and c is a user, with a number, in the table. */
+ * answer 101 (§4.2.2); c is a user in the table, on a seat. */
 static void ws_open(struct conn *c, const struct http_request *r)
 {
     char accept_key[ACCEPT_LEN + 1], answer[256], hex[SHA1_DIGEST_LEN * 2 + 1];
@@ -2909,7 +3002,6 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
     size_t pos = 0, used;
     struct failure f;
     struct decoder *d = &c->dec;
-    struct tally *share = share_of(c);          /* section 16 */
     while (c->state == CONN_OPEN) {
         /* Flow control: while our replies to c wait, c waits too. */
         if (c->out.len > opt.max_queue && !d->in_frame) {
@@ -2917,14 +3009,8 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             FD_CLR(c->fd, &srv.read_fds);
             return pos;
         }
-        /* Fairness: past its address's share of this pass, the rest
-         * waits for the next, so that a student sending without pause
-         * cannot keep the others waiting. */
-        if (share->frames == MAX_FRAMES_PER_PASS) {
-            c->backlog = 1;
-            return pos;
-        }
-        share->frames++;
+        if (!share_frame(c))    /* its address's frames this pass are spent */
+            return pos;         /* (section 16): the rest waits for the next */
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
         pos += used;
         if (r == PARSE_MORE)
@@ -2933,9 +3019,8 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             c->due_why = f.why;         /* close when the message ends */
         if (r == PARSE_FAIL)
             conn_fail(c, f.code, f.why);
-        else if (!d->ready || d->opcode >= OP_CLOSE || opt.raw_echo)  /* else: log_message() */
-            trace_frame(c, "<-", &d->fr, d->payload, 0,
-                        opt.token && !opt.raw_echo && d->fr.opcode < OP_CLOSE ? d->payload_len : 0);
+        else
+            trace_frame_in(c);          /* -v (section 12) */
         if (r == PARSE_DONE && d->ready && d->opcode >= OP_CLOSE)
             on_control(c, d->opcode, d->data, d->data_len);
         else if (r == PARSE_DONE && d->ready)
@@ -2978,33 +3063,38 @@ static void conn_input(struct conn *c, size_t len)
         conn_close(c);
 }
 
-/* Read what c's peer sent, within its address's share of this pass, and
- * act on it; the end of the stream means the peer is gone. Frames left
- * from the last pass (c->backlog) are handled before more is read. */
+/* Act again on what c->in holds, without reading: frames left from the
+ * last pass (c->backlog), or held while c was paused. */
+static void conn_again(struct conn *c)
+{
+    c->backlog = 0;
+    if (c->in.len > 0)
+        memcpy(srv.read_buf, c->in.data, c->in.len);
+    conn_input(c, c->in.len);
+}
+
+/* Read what c's peer sent, behind what c->in kept, and act on it; the end
+ * of the stream means the peer is gone. */
 static void conn_read(struct conn *c)
 {
-    size_t have = c->state == CONN_CLOSING && c->close_seen ? 0 : c->in.len;
-    struct tally *share = share_of(c);          /* section 16 */
-    size_t room = sizeof srv.read_buf - have, want = READ_CHUNK - share->bytes;
-    ssize_t n = 0;
-    if (c->paused || share->frames == MAX_FRAMES_PER_PASS || (want == 0 && !c->backlog))
-        return;                 /* its turn comes in the next pass */
-    if (have > 0)
-        memcpy(srv.read_buf, c->in.data, have);
-    if (!c->backlog)
-        n = read(c->fd, srv.read_buf + have, want < room ? want : room);
-    share->bytes += n > 0 ? (size_t)n : 0;
+    int junk = c->state == CONN_CLOSING && c->close_seen;  /* read on, unused */
+    size_t have = junk ? 0 : c->in.len;
+    if (c->paused)
+        return;                 /* flow control: c waits for its replies */
+    /* read(), within its address's share of this pass (section 16) */
+    ssize_t n = read_share(c, srv.read_buf + have, sizeof srv.read_buf - have);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
-    if (n < 0 || (n == 0 && !c->backlog)) {
+        return;                 /* nothing after all, or not its turn */
+    if (n <= 0) {
         conn_close(c);
         return;
     }
-    c->backlog = 0;
+    if (have > 0)
+        memcpy(srv.read_buf, c->in.data, have);
     c->last_heard_ms = srv.now_ms;
     c->ping_sent_ms = 0;
     c->log_credit += 2 * (size_t)n;     /* its log lines may cost that */
-    if (c->state != CONN_CLOSING || !c->close_seen)     /* else: thrown away */
+    if (!junk)
         conn_input(c, have + (size_t)n);
 }
 
@@ -3038,9 +3128,7 @@ static void conn_flush(struct conn *c)
     if (c->paused && c->state == CONN_OPEN && c->out.len <= opt.max_queue / 2) {
         c->paused = 0;
         FD_SET(c->fd, &srv.read_fds);
-        if (c->in.len > 0)
-            memcpy(srv.read_buf, c->in.data, c->in.len);
-        conn_input(c, c->in.len);
+        conn_again(c);
     }
 }
 /* ============== 18. Goodbyes, HTTP answers, files [second reading] ==========
@@ -3069,8 +3157,8 @@ static void conn_closing(struct conn *c)
     FD_SET(c->fd, &srv.write_fds);
 }
 
-/* Queue a close frame with code and reason (§5.5.1), even past -s (it is
- * small; code 0 sends no payload), and start closing if c has not yet. */
+/* Queue a close frame (code 0: no payload), even past -s, and start
+ * closing if c has not yet. */
 static void conn_send_close(struct conn *c, unsigned code, const char *why)
 {
     unsigned char payload[MAX_CONTROL_PAYLOAD];
@@ -3119,7 +3207,8 @@ static size_t conn_skip_frames(struct conn *c, const unsigned char *p, size_t le
     return len;
 }
 
-/* Fail the connection (§7.1.7): log why, send the close code, close. */
+/* Fail c if it is open (§7.1.7): log why, and queue the close code (after
+ * a message over -m ends, for a 1009); goodbyes take it from there. */
 static void conn_fail(struct conn *c, int code, const char *why)
 {
     if (c->state != CONN_OPEN)
@@ -3583,7 +3672,7 @@ static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2])
 
 /* Tell the teacher what to open (with -q too): the students' page; the
  * admin page, here or on the web server with the pages, with -t random's
- * token (shown once) and ?ws= if wspush is not on port 8080. */
+ * token (shown once) and ?ws= if wspush is not on port 8080; warn of -A. */
 static void print_urls(void)
 {
     char hosts[MAX_ADDRESSES][ADDR_LEN + 2], host[ADDR_LEN + 2] = "localhost", query[160] = "";
@@ -3615,6 +3704,10 @@ static void print_urls(void)
                  "http://localhost/.../admin.html%s%s", opt.token || opt.anyone_admin ? "" :
                  " on this machine (without -t, only it may be admin)", query,
                  opt.token && !made ? ", and types the token of -t" : "");
+    if (opt.anyone_admin)
+        log_line(NULL, "WARNING: -A: anyone who connects may become admin and push to every user");
+    if (opt.www != NULL)
+        log_line(NULL, "Serving files from %s", opt.www);
 }
 
 /* sa's address (::ffff:a.b.c.d as a.b.c.d) and port as text. */
@@ -3626,20 +3719,6 @@ static void peer_of(const struct sockaddr_storage *sa, socklen_t len,
         snprintf(out, ADDR_LEN, "unknown");
     if (strncmp(out, "::ffff:", 7) == 0 && strchr(out, '.') != NULL)
         memmove(out, out + 7, strlen(out + 7) + 1);
-}
-
-/* Say 503 in one write to a client just accepted, and close it. */
-static void refuse(int fd, const char *unit, const char *why)
-{
-    char answer[256];
-    int n = snprintf(answer, sizeof answer, "HTTP/1.1 503 Service Unavailable\r\n"
-                     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n503: %s\n", strlen(why) + 6, why);
-    log_refusal(unit, 503, why, NULL);
-    if (write(fd, answer, (size_t)n) < 0) {
-        /* nothing more to do for this client */
-    }
-    close(fd);
 }
 
 /* Out of fds: the spare one takes the waiting client off the queue to
@@ -3654,22 +3733,6 @@ static void shed_client(void)
     srv.spare_fd = open("/dev/null", O_RDONLY);
 }
 
-/* Make room for a new handshake: drop the oldest one still waiting. */
-static void drop_oldest_handshake(void)
-{
-    struct conn *oldest = NULL;
-    char unit[ADDR_LEN + 4];
-    for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state == CONN_HANDSHAKE &&
-            (oldest == NULL || srv.conns[fd].accepted < oldest->accepted))
-            oldest = &srv.conns[fd];
-    if (oldest != NULL) {
-        log_refusal(addr_unit(oldest->addr, oldest->host, unit), 503,
-                    "handshake dropped for a newer one", NULL);
-        conn_close(oldest);
-    }
-}
-
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
@@ -3677,8 +3740,7 @@ static void on_signal(int sig)
     stop_signal = sig;
 }
 
-/* SIGINT or SIGTERM: stop listening; every open client gets close 1001
- * and a moment to answer; handshakes are dropped. */
+/* SIGINT or SIGTERM: stop listening; open clients get close 1001. */
 static void begin_shutdown(void)
 {
     log_line(NULL, "Shutting down: closing %d connection%s", srv.n_open,
@@ -3766,7 +3828,7 @@ static int open_socket(struct addrinfo **ai)
 }
 
 /* Wait in select() until a socket is ready or wake_ms (0: no timer), and
- * read the clock. Returns 0, or -1 if select() failed (a signal, say). */
+ * read the clock. 0, or -1 if select() failed (a signal, say). */
 static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
 {
     int64_t ms = wake_ms > srv.now_ms ? wake_ms - srv.now_ms : 0;
@@ -3784,8 +3846,7 @@ static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
     return ready < 0 ? -1 : 0;
 }
 
-/* Steps 1-3: a socket listening on the -b address (or every address)
- * and the -p port. Dies if it cannot listen. */
+/* Steps 1-3: a socket listening on -b's address (or all) and -p's port. */
 static int listen_on(void)
 {
     struct addrinfo *ai;
@@ -3813,15 +3874,14 @@ static int listen_on(void)
 }
 
 /* Step 4: accept() the clients waiting, ACCEPT_BATCH at most. One whose
- * address has -c sockets already, or whose fd select() cannot watch,
+ * fd select() cannot watch, or whose address has -c sockets already,
  * hears 503 and is closed at once. */
 static void accept_clients(void)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         struct sockaddr_storage sa;
         socklen_t salen = sizeof sa;
-        char addr[ADDR_LEN], port[8], unit[ADDR_LEN + 4];
-        unsigned char host[16];
+        char addr[ADDR_LEN], port[8];
         int on = 1;
         /* 4. accept(): the next client, on a socket of its own. */
         int fd = accept(srv.listen_fd, (struct sockaddr *)&sa, &salen);
@@ -3830,15 +3890,9 @@ static void accept_clients(void)
         if (fd < 0)
             return;             /* EAGAIN: nobody else is waiting */
         peer_of(&sa, salen, addr, port);
-        addr_host(addr, host);
         if (fd >= FD_SETSIZE || fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
-            refuse(fd, addr_unit(addr, host, unit), "server is full");
-        } else if (opt.max_per_addr > 0 && !addr_is_proxy(addr) &&
-                   count_from(host) >= opt.max_per_addr) {
-            refuse(fd, addr_unit(addr, host, unit), "too many connections from your address (-c)");
-        } else {
-            if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING)
-                drop_oldest_handshake();
+            refuse(fd, addr, "server is full");     /* select() cannot watch it */
+        } else if (accept_allowed(fd, addr)) {      /* -c (section 16) */
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
             struct conn *c = conn_open(fd, addr);
             trace(c, "accept() from %s port %s", addr, port);
@@ -3861,7 +3915,10 @@ static int serve_ready(const fd_set *rfds, const fd_set *wfds)
         struct conn *c = &srv.conns[fd];
         if (c->state == CONN_FREE || (!FD_ISSET(fd, rfds) && !c->backlog))
             continue;
-        conn_read(c);
+        if (c->backlog && !c->paused)
+            conn_again(c);      /* frames left from the last pass */
+        else
+            conn_read(c);
         shed_load();
         log_flush(0);           /* the log, before the replies it tells of */
         if (c->state != CONN_FREE && c->dirty)
@@ -3920,12 +3977,7 @@ int main(int argc, char **argv)
     if (opt.verbose)
         log_line("", "[%d] listen() on %s port %d", srv.listen_fd,
                  opt.bind_addr ? opt.bind_addr : "every address", opt.port);
-    print_urls();
-    if (opt.anyone_admin)
-        log_line(NULL, "WARNING: -A: anyone who connects may become admin and "
-                 "push to every user");
-    if (opt.www != NULL)
-        log_line(NULL, "Serving files from %s", opt.www);
+    print_urls();               /* what to open, for the teacher (section 20) */
     serve();
     log_line(NULL, "Server stopped");
     log_flush(1);
