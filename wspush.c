@@ -15,8 +15,8 @@
  *        it may be (section 16)
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
- * These are the tutorial's requests, byte for byte; section 15 adds some.
- * Reading it: about 3,800 lines. The six sections marked [first reading],
+ * These are the tutorial's requests, byte for byte; section 14 adds some.
+ * Reading it: about 3,930 lines. The six sections marked [first reading],
  * about 1,000 lines, are the tutorial: frames, the table of connections,
  * the handshake, its requests, reading and writing, and the select() loop
  * with socket(), bind(), listen() and accept(). Read them first, in the
@@ -219,8 +219,7 @@ static struct span span_trim(struct span s)
     return s;
 }
 
-/* Compare a sent secret (a token, a seat's) with ours in a time that does
- * not depend on where they differ: timing cannot reveal it byte by byte. */
+/* Compare a secret sent with ours in a time that tells nothing of where. */
 static int token_matches(struct span sent, const char *token)
 {
     size_t n = strlen(token);
@@ -292,8 +291,7 @@ static size_t unmask_blocks(unsigned char *dst, const unsigned char *src,
     return i;
 }
 
-/* How many leading bytes of p[0..n), in whole blocks, are ASCII (json: no
- * quote, backslash or control character). */
+/* How many leading 32-byte blocks of p[0..n) are ASCII (json: no escapes). */
 static size_t plain_blocks(const unsigned char *p, size_t n, int json)
 {
     size_t i = 0;
@@ -432,7 +430,7 @@ struct decoder {
  * entry (lookup[key], role[key]), with a number and a name. Every open
  * connection has one. A page that asks for its seat gets a secret, and
  * with it takes the same seat back on a new connection, after its Wi-Fi
- * dropped, say (section 15); meanwhile the seat waits, away, and keeps
+ * dropped, say (section 14); meanwhile the seat waits, away, and keeps
  * what is pushed to it. The rest is counted by address (section 16). */
 struct push {                   /* a push to a seat, not yet seen       */
     char id[24];                /* what the page acknowledges           */
@@ -516,7 +514,7 @@ struct conn {
     const char *due_why;        /* our 1009 waits for the message's end */
     /* What the classroom keeps for a connection (second reading): */
     char tag[16];               /* "[fd] ", before its trace lines      */
-    struct seat *seat;          /* the user it is, while open (15)      */
+    struct seat *seat;          /* the user it is, while open (14)      */
     char addr[ADDR_LEN];        /* peer address, for logs and limits    */
     unsigned char host[16];     /* addr as addr_host() counts it (16)   */
     int local;                  /* may use the loopback admin rule      */
@@ -549,7 +547,7 @@ static struct server {
     struct buf reply;                   /* a reply before it is queued  */
     unsigned char read_buf[MAX_REQUEST_HEAD + READ_CHUNK];
     /* What the classroom keeps (second reading): */
-    struct seat seats[MAX_CLIENTS];     /* the users, here or away (15) */
+    struct seat seats[MAX_CLIENTS];     /* the users, here or away (14) */
     unsigned long next_number;          /* the next user's number       */
     unsigned long n_pushes;             /* pushes to seats so far       */
     unsigned long n_accepted;           /* sockets accepted so far      */
@@ -631,8 +629,6 @@ static void lookup_remove(struct conn *c)
  * A struct buf grows as bytes arrive, never to a size a length field
  * claims; srv.buffered counts what all of them hold (-M bounds it). */
 struct http_request;
-struct json;
-static enum parse json_value(struct json *j, struct failure *f);
 static int queue_frame(struct conn *c, int opcode, const void *p, size_t len);
 static void conn_close(struct conn *c);
 static void conn_send_close(struct conn *c, unsigned code, const char *why);
@@ -641,26 +637,12 @@ static void conn_fail(struct conn *c, int code, const char *why);
 static void http_error(struct conn *c, int status, const char *why);
 static void serve_file(struct conn *c, const struct http_request *r);
 static int may_be_admin(struct conn *c, const struct request *r);
-static void announce_users(void);
 static void parse_header_extra(struct span name, struct span v, struct http_request *r);
-static struct seat *seat_by_key(struct span k);
-static int seat_is_admin(const struct seat *s);
-static int seats_in_order(struct seat *order[MAX_CLIENTS]);
-static void cmd_push_all(struct conn *c, const struct request *r);
-static void cmd_get_my_key(struct conn *c, const struct request *r);
-static void cmd_set_name(struct conn *c, const struct request *r);
-static void cmd_watch_users(struct conn *c, const struct request *r);
-static void cmd_kick(struct conn *c, const struct request *r);
-static void cmd_seat(struct conn *c, const struct request *r);
-static void cmd_seen(struct conn *c, const struct request *r);
-static void cmd_get_addresses(struct conn *c, const struct request *r);
-static const char *push_to(struct seat *s, struct conn *from, const struct request *r);
-static struct tally *holder_of_most(int by_seats);
 static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2]);
 
 static void timer_at(int64_t ms)
 {
-    if (srv.next_timer_ms == 0 || ms < srv.next_timer_ms)
+    if (ms != 0 && (srv.next_timer_ms == 0 || ms < srv.next_timer_ms))
         srv.next_timer_ms = ms;
 }
 
@@ -777,9 +759,8 @@ static size_t utf8_put(unsigned char *o, unsigned cp)
     return n;
 }
 
-/* Characters a log or a name must not show: controls (C0, DEL, C1), line
- * separators, and those that make text read in another order: the marks
- * (U+061C, U+200E, U+200F), embeddings and overrides, isolates. */
+/* Characters a log or a name must not show: controls, line separators,
+ * and the marks, embeddings, overrides and isolates of text direction. */
 static int char_is_unsafe(unsigned cp)
 {
     return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c || cp == 0x200e ||
@@ -787,8 +768,7 @@ static int char_is_unsafe(unsigned cp)
            (cp >= 0x2066 && cp <= 0x2069);
 }
 
-/* Read a close payload (§5.5.1), empty or a code and a UTF-8 reason, into
- * *code (CLOSE_NO_STATUS if empty). */
+/* Read a close payload (§5.5.1): its code into *code (none: CLOSE_NO_STATUS). */
 static enum parse close_parse(const unsigned char *p, size_t len, unsigned *code, struct failure *f)
 {
     *code = len >= 2 ? (unsigned)p[0] << 8 | p[1] : CLOSE_NO_STATUS;
@@ -1123,8 +1103,7 @@ static int json_hex4(struct json *j, unsigned *cp)
     return strlen(hex) == 4 ? 0 : -1;
 }
 
-/* Decode the escape after a backslash (§7) into o + *n, adding its length
- * to *n. \uXXXX may be half of a UTF-16 surrogate pair. */
+/* Decode the escape after a backslash (§7) at o + *n, adding to *n. */
 static enum parse json_escape(struct json *j, unsigned char *o, size_t *n, struct failure *f)
 {
     static const char in[] = "\"\\/bfnrt", out[] = "\"\\/\b\f\n\r\t";
@@ -1198,8 +1177,9 @@ static enum parse json_scalar(struct json *j, struct failure *f)
     return PARSE_DONE;
 }
 
-/* One "key": value of an object. In the request object itself (depth 1)
- * the members wspush knows must be strings, and are kept. */
+static enum parse json_value(struct json *j, struct failure *f);
+
+/* One "key": value; the request's own members wspush knows are kept. */
 static enum parse json_member(struct json *j, struct failure *f)
 {
     struct span key;
@@ -1224,8 +1204,7 @@ static enum parse json_member(struct json *j, struct failure *f)
     return PARSE_DONE;
 }
 
-/* Scan any one value, with the space before it. Arrays and objects
- * nest at most MAX_JSON_DEPTH deep, so the recursion stays shallow. */
+/* Scan one value; at most MAX_JSON_DEPTH deep, the recursion is shallow. */
 static enum parse json_value(struct json *j, struct failure *f)
 {
     struct span ignored;
@@ -1249,9 +1228,8 @@ static enum parse json_value(struct json *j, struct failure *f)
     return PARSE_DONE;
 }
 
-/* Scan the request object in p[0..len) into r, decoding strings with
- * escapes into scratch (len bytes): PARSE_DONE, or PARSE_FAIL with f->why
- * and f->at. A key given twice keeps its last value, as in JavaScript. */
+/* Scan the request object in p[0..len) into r (escaped strings decoded
+ * into scratch, len bytes); a key given twice keeps its last value. */
 static enum parse json_parse_request(const unsigned char *p, size_t len,
                                      struct request *r, unsigned char *scratch,
                                      struct failure *f)
@@ -1278,8 +1256,7 @@ static enum parse json_parse_request(const unsigned char *p, size_t len,
  * a burst, the role table once a second. */
 #define LOG_LINE_MAX (LOG_MESSAGE_MAX * 4 + 128)    /* escaped: 4 per byte */
 
-/* Add n bytes to srv.log, or drop them (counting a line) if it is full;
- * once there is room again, a note of the lines dropped goes first. */
+/* Add n bytes to srv.log, after a note of lines dropped; if full, drop. */
 static void log_put(const char *p, size_t n)
 {
     char note[64];
@@ -1302,8 +1279,7 @@ static void log_put(const char *p, size_t n)
     FD_SET(STDOUT_FILENO, &srv.write_fds);
 }
 
-/* Log a line after prefix, or after the date (prefix NULL), as the
- * tutorial does; log_flush() writes it. */
+/* Log a line after prefix, or after the date (NULL), as the tutorial does. */
 static void log_line(const char *prefix, const char *fmt, ...)
 {
     char line[LOG_LINE_MAX + 256];
@@ -1431,8 +1407,7 @@ static const char *close_meaning(unsigned code)
     return code == CLOSE_KICKED ? "closed by the teacher" : "an application's code";
 }
 
-/* Trace a frame with -v: its header, field by field, and the first bytes
- * of its payload p in hex and as text, with what the log hides hidden. */
+/* With -v, trace a frame: each field, and its first bytes, what is hidden too. */
 static void trace_frame(struct conn *c, const char *dir, const struct frame *fr,
                         const unsigned char *p, size_t hide_from, size_t hide_to)
 {
@@ -1517,8 +1492,7 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     log_line("", "Received Message: %s", line);
 }
 
-/* Log how many more times burst b's address was refused: in LOG_BURST_S
- * if in_time, else before its burst was cut short. */
+/* Log burst b's count: in LOG_BURST_S if in_time, else cut short. */
 static void log_burst(const struct burst *b, int in_time)
 {
     char span[16] = "";
@@ -1562,8 +1536,7 @@ static void log_refusal(const char *unit, int status, const char *why, struct co
     timer_at(b->until_ms);
 }
 
-/* Bursts that have ended: log how many more refusals each had (and count
- * on for another burst), or forget it if there were none. */
+/* Bursts that have ended: log their counts, or forget them if none. */
 static void refusals_due(void)
 {
     for (int i = 0; i < REFUSAL_SLOTS; i++) {
@@ -1647,8 +1620,87 @@ static int reply_error(struct conn *c, const char *why)
     return reply_json(c, cspan("error"), cspan(why));
 }
 
-/* Queue {"resp":"get connections","content":{KEY:ROLE,...}}, in order:
- * every seat once, by the key of its latest connection. */
+/* ================ 14. wspush's own requests [second reading] ================
+ * Each cmd_ function's comment gives its request; README's protocol table
+ * gives every reply. The tutorial's admin page knows none of these, and
+ * gets a list only when it asks. Seats (section 5): a page that comes back
+ * names its seat in its handshake and is that user again from its first
+ * byte, every push it has not acknowledged sent again (the page shows each
+ * id once). A seat with no connection waits -g seconds, away, and queues
+ * what is pushed to it; then it is gone, its pushes lost. */
+
+/* 1 if push r has its text and a short "ref" (if any); else c hears why. */
+static int may_push(struct conn *c, const struct request *r)
+{
+    const char *why = NULL;
+    if (r->field[F_TEXT].p == NULL)
+        why = "a push needs a \"text\" string";
+    else if (r->field[F_REF].len > MAX_REF_LEN)
+        why = "a \"ref\" is at most 16 bytes";
+    if (why != NULL)
+        reply_error(c, why);
+    return why == NULL;
+}
+
+/* Queue text for a user (0, or -1); one -s bytes behind is closed (1008). */
+static int push_text(struct conn *user, struct span text)
+{
+    if (user->state == CONN_OPEN && user->out.len > opt.max_queue) {
+        log_line(NULL, "Peer %s is not reading: %zu bytes queued", user->addr, user->out.len);
+        conn_fail(user, CLOSE_POLICY, "client is not reading its messages");
+    }
+    return reply_text(user, text);
+}
+
+/* Tell every watcher the list changed: it is owed a new one. */
+static void announce_users(void)
+{
+    for (int fd = 0; fd <= srv.max_fd && !srv.stopping; fd++) {
+        if (srv.conns[fd].state == CONN_OPEN && srv.conns[fd].watching) {
+            srv.conns[fd].list_due = 1;
+            FD_SET(fd, &srv.write_fds);
+        }
+    }
+}
+
+/* The seat that holds or held key k (lookup[k] first), or NULL. */
+static struct seat *seat_by_key(struct span k)
+{
+    struct conn *c = conn_by_key(k);
+    if (c != NULL)
+        return c->seat;
+    for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
+        for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
+            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
+                return &srv.seats[i];
+    return NULL;
+}
+
+/* True if seat s is an admin's (an away seat is a user's). */
+static int seat_is_admin(const struct seat *s)
+{
+    return s->conn != NULL && s->conn->role == ROLE_ADMIN;
+}
+
+static int by_number(const void *a, const void *b)
+{
+    unsigned long x = (*(struct seat *const *)a)->number;
+    unsigned long y = (*(struct seat *const *)b)->number;
+    return x < y ? -1 : x > y;
+}
+
+/* Fill order[] with the seats, here or away, sorted by arrival; how many. */
+static int seats_in_order(struct seat *order[MAX_CLIENTS])
+{
+    int n = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (srv.seats[i].number != 0)
+            order[n++] = &srv.seats[i];
+    qsort(order, (size_t)n, sizeof order[0], by_number);
+    return n;
+}
+
+/* Queue {"resp":"get connections","content":{KEY:ROLE,...}}, seat by seat. */
 static int reply_roles(struct conn *c)
 {
     struct seat *order[MAX_CLIENTS];
@@ -1691,169 +1743,6 @@ static void log_roles(const char *prompt)
     log_line("", "}");
     srv.table_due = 0;
     srv.table_ms = srv.now_ms;
-}
-/* ================ 14. The tutorial's requests [first reading] ===============
- * One function per request, all alike: read the request, queue replies
- * (section 13); the loop writes them. on_message() scans each message and
- * hands it to the function for its "req". */
-
-/* {"req":"get connections"}: the sender becomes admin, if it may
- * (section 16), and gets every key with its role. */
-static void cmd_get_connections(struct conn *c, const struct request *r)
-{
-    if (!may_be_admin(c, r))
-        return;
-    int was_user = c->role == ROLE_USER;
-    c->role = ROLE_ADMIN;
-    reply_roles(c);
-    if (was_user) {
-        log_roles("Request: get connections");
-        announce_users();
-    }
-}
-
-/* 1 if push r has its text and a short "ref" (if any); else c hears why. */
-static int may_push(struct conn *c, const struct request *r)
-{
-    const char *why = NULL;
-    if (r->field[F_TEXT].p == NULL)
-        why = "a push needs a \"text\" string";
-    else if (r->field[F_REF].len > MAX_REF_LEN)
-        why = "a \"ref\" is at most 16 bytes";
-    if (why != NULL)
-        reply_error(c, why);
-    return why == NULL;
-}
-
-/* Queue text for a user on an admin's behalf: 0, or -1 if it cannot take
- * it. A user with more than -s bytes unsent is not reading: 1008. */
-static int push_text(struct conn *user, struct span text)
-{
-    if (user->state == CONN_OPEN && user->out.len > opt.max_queue) {
-        log_line(NULL, "Peer %s is not reading: %zu bytes queued", user->addr, user->out.len);
-        conn_fail(user, CLOSE_POLICY, "client is not reading its messages");
-    }
-    return reply_text(user, text);
-}
-
-/* {"req":"push a user","userkey":K,"text":T}: T goes to K's seat alone
- * (section 15): now, or when its user is back. */
-static void cmd_push_a_user(struct conn *c, const struct request *r)
-{
-    if (!may_push(c, r))
-        return;
-    struct seat *user = seat_by_key(r->field[F_USERKEY]);
-    const char *state = user ? push_to(user, c, r) : "gone";
-    if (strcmp(state, "gone") == 0) {
-        /* The user has gone: say so and send the fresh list. */
-        reply_text(c, cspan("Refresh user list complete. Try again!"));
-        reply_roles(c);
-    } else if (strcmp(state, "lost") == 0) {
-        reply_error(c, "that user is not reading and was disconnected");
-    } else if (strcmp(state, "queued") == 0) {
-        reply_text(c, cspan("Queued: that user is away; it goes when they are back."));
-    } else {
-        reply_text(c, cspan("Already sent."));
-    }
-}
-
-/* Each "req", the function that answers it, and whether only admins may. */
-static const struct command {
-    const char *req;
-    void (*run)(struct conn *c, const struct request *r);
-    int admin_only;
-} commands[] = {
-    { "get connections", cmd_get_connections, 0 },
-    { "push a user",     cmd_push_a_user,     1 },
-    { "push all",        cmd_push_all,        1 },      /* wspush's own, */
-    { "get my key",      cmd_get_my_key,      0 },      /* section 15    */
-    { "set name",        cmd_set_name,        0 },
-    { "watch users",     cmd_watch_users,     1 },
-    { "kick",            cmd_kick,            1 },
-    { "seat",            cmd_seat,            0 },
-    { "seen",            cmd_seen,            0 },
-    { "get addresses",   cmd_get_addresses,   1 },
-};  /* any other "req" is echoed: {"resp":REQ,"content":text} */
-
-/* Handle one text message: a JSON request, or anything in -e mode. */
-static void on_message(struct conn *c, int opcode, const unsigned char *p, size_t len)
-{
-    struct request r;
-    struct failure f;
-    char why[160];
-    if (opt.raw_echo) {
-        queue_frame(c, opcode, p, len);
-        return;
-    }
-    enum parse parsed = json_parse_request(p, len, &r, srv.scratch, &f);
-    log_message(c, p, len, &r, parsed == PARSE_FAIL && opt.token ? f.at : len);
-    if (parsed == PARSE_FAIL && f.code == JSON_WRONG_TYPE)
-        snprintf(why, sizeof why, "\"%s\" must be a string", f.why);
-    else if (parsed == PARSE_FAIL)
-        snprintf(why, sizeof why, "malformed JSON at byte %zu: %s", f.at, f.why);
-    if (parsed == PARSE_FAIL || r.field[F_REQ].p == NULL) {
-        reply_error(c, parsed == PARSE_FAIL ? why : "a request needs a \"req\" string");
-        return;
-    }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (!span_is(r.field[F_REQ], commands[i].req))
-            continue;
-        if (commands[i].admin_only && c->role != ROLE_ADMIN) {
-            snprintf(why, sizeof why, "only an admin may %s; send \"get connections\" first",
-                     commands[i].req);
-            reply_error(c, why);
-        } else {
-            commands[i].run(c, &r);
-        }
-        return;
-    }
-    reply_json(c, r.field[F_REQ], r.field[F_TEXT]);     /* the echo */
-}
-/* ================ 15. wspush's own requests [second reading] ================
- * Each cmd_ function's comment gives its request; README's protocol table
- * gives every reply. The tutorial's admin page knows none of these, and
- * gets a list only when it asks. Seats (section 5): a page that comes back
- * names its seat in its handshake and is that user again from its first
- * byte, every push it has not acknowledged sent again (the page shows each
- * id once). A seat with no connection waits -g seconds, away, and queues
- * what is pushed to it; then it is gone, its pushes lost. */
-
-/* The seat that holds or held key k, or NULL: lookup[k] first, then the
- * older keys of seats taken back, and the keys of seats away. */
-static struct seat *seat_by_key(struct span k)
-{
-    struct conn *c = conn_by_key(k);
-    if (c != NULL)
-        return c->seat;
-    for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
-        for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
-            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
-                return &srv.seats[i];
-    return NULL;
-}
-
-/* True if seat s is an admin's (an away seat is a user's). */
-static int seat_is_admin(const struct seat *s)
-{
-    return s->conn != NULL && s->conn->role == ROLE_ADMIN;
-}
-
-static int by_number(const void *a, const void *b)
-{
-    unsigned long x = (*(struct seat *const *)a)->number;
-    unsigned long y = (*(struct seat *const *)b)->number;
-    return x < y ? -1 : x > y;
-}
-
-/* Fill order[] with the seats, here or away, sorted by arrival; how many. */
-static int seats_in_order(struct seat *order[MAX_CLIENTS])
-{
-    int n = 0;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (srv.seats[i].number != 0)
-            order[n++] = &srv.seats[i];
-    qsort(order, (size_t)n, sizeof order[0], by_number);
-    return n;
 }
 
 /* {"resp":"receipt","ref":R,"number":N,"state":S,"why":W}: what became of
@@ -1904,58 +1793,11 @@ static void seat_free(struct seat *s, const char *why)
     memset(s, 0, sizeof *s);
 }
 
-/* How many seats host holds; *oldest: its seat away the longest, or NULL. */
-static int seats_of(const unsigned char host[16], struct seat **oldest)
-{
-    int n = 0;
-    *oldest = NULL;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        struct seat *s = &srv.seats[i];
-        if (s->number == 0 || memcmp(s->host, host, 16) != 0)
-            continue;
-        n++;
-        if (s->conn == NULL && (*oldest == NULL || s->away_ms < (*oldest)->away_ms))
-            *oldest = s;
-    }
-    return n;
-}
-
-/* The seat for a new connection from host, or NULL (503): a free one,
- * unless host holds -c seats (then its own away the longest). When all
- * are taken, the one away the longest of the address holding the most,
- * if that is more than host holds; else host's own. So no classmate's
- * seat goes while one address holds more. *why: why its holder loses it. */
-static struct seat *seat_for(const unsigned char host[16], const char **why)
-{
-    struct seat *mine, *theirs;
-    int n = seats_of(host, &mine);
-    *why = "that address holds -c seats";
-    if (opt.max_per_addr > 0 && n >= opt.max_per_addr)
-        return mine;
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (srv.seats[i].number == 0)
-            return &srv.seats[i];
-    *why = "the table of seats is full";
-    struct tally *most = holder_of_most(1);
-    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0)
-        return theirs;
-    return mine;
-}
-
 /* Count a drop of s's connection (lost, or replaced), for the teacher. */
 static void seat_dropped(struct seat *s)
 {
     memmove(s->drops_ms + 1, s->drops_ms, (DROPS_KEPT - 1) * sizeof s->drops_ms[0]);
     s->drops_ms[0] = srv.now_ms;
-}
-
-static int seat_drops(const struct seat *s)
-{
-    int n = 0;
-    while (n < DROPS_KEPT && s->drops_ms[n] != 0 &&
-           srv.now_ms - s->drops_ms[n] < DROPS_WINDOW_S * 1000)
-        n++;
-    return n;
 }
 
 /* c's connection ends: its seat waits, away, if its page holds the secret
@@ -2068,8 +1910,7 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
     return p->sent ? "sent" : "queued";
 }
 
-/* The seat whose secret is sent, or NULL. A secret names its slot, so one
- * seat is compared (in constant time), whether there are 10 or 1,000. */
+/* The seat whose secret is sent, or NULL: the secret names its slot. */
 static struct seat *seat_by_secret(struct span sent)
 {
     char slot[5] = "";
@@ -2107,8 +1948,7 @@ static void seat_take(struct conn *c, struct seat *s)
     announce_users();
 }
 
-/* c, just opened, takes seat s: back, if its secret named s (why NULL);
- * else as a new user with a new number, and s's holder (why) is gone. */
+/* c takes seat s: back (why NULL), or as a new user, s's holder gone (why). */
 static void seat_attach(struct conn *c, struct seat *s, const char *why)
 {
     if (why != NULL && s->number != 0) {
@@ -2122,9 +1962,8 @@ static void seat_attach(struct conn *c, struct seat *s, const char *why)
     seat_take(c, s);
 }
 
-/* {"req":"seat","secret":S}: the sender takes S's seat back (a page that
- * named it in its handshake has it already); without S, or with one
- * unknown here (after a restart), its own seat gets a secret: "seat-",
+/* {"req":"seat","secret":S}: the sender takes S's seat back; without S,
+ * or an S unknown (after a restart), its own seat gets a secret: "seat-",
  * its slot in 4 hex digits, 128 bits from /dev/urandom. */
 static void cmd_seat(struct conn *c, const struct request *r)
 {
@@ -2169,15 +2008,15 @@ static void seats_due(void)
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         int64_t end = s->away_ms + (int64_t)opt.grace_s * 1000;
-        if (s->number == 0 || s->conn != NULL) {
+        if (s->number == 0 || s->conn != NULL)
             continue;
-        } else if (srv.now_ms < end) {
+        if (srv.now_ms < end) {
             timer_at(end);
-        } else {
-            log_event("Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
-            seat_free(s, "away longer than -g allows");
-            announce_users();
+            continue;
         }
+        log_event("Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
+        seat_free(s, "away longer than -g allows");
+        announce_users();
     }
 }
 
@@ -2204,8 +2043,7 @@ static void cmd_push_all(struct conn *c, const struct request *r)
     reply_text(c, cspan(note));
 }
 
-/* {"req":"get addresses"}: wspush's user page on each of this machine's
- * addresses ("content"; none if it serves no pages), and those ("hosts"). */
+/* {"req":"get addresses"}: this machine's addresses, and wspush's pages. */
 static void cmd_get_addresses(struct conn *c, const struct request *r)
 {
     char hosts[MAX_ADDRESSES][ADDR_LEN + 2], url[ADDR_LEN + 32];
@@ -2287,20 +2125,8 @@ static void cmd_kick(struct conn *c, const struct request *r)
     reply_text(c, cspan("Closed."));
 }
 
-/* Tell every watcher the list changed: it is owed a new one. */
-static void announce_users(void)
-{
-    for (int fd = 0; fd <= srv.max_fd && !srv.stopping; fd++) {
-        if (srv.conns[fd].state == CONN_OPEN && srv.conns[fd].watching) {
-            srv.conns[fd].list_due = 1;
-            FD_SET(fd, &srv.write_fds);
-        }
-    }
-}
-
 /* Queue {"resp":"users","content":[{"key":K,"number":N,"name":S,"role":R,
- * "address":A,"since":T,"away":T,"why":W,"drops":D},...]}: every seat, by
- * its latest key, in arrival order; "away" and "why" for seats away. */
+ * "address":A,"since":T,"away":T,"why":W,"drops":D},...]}, seat by seat. */
 static int reply_users(struct conn *c)
 {
     struct seat *order[MAX_CLIENTS];
@@ -2313,7 +2139,10 @@ static int reply_users(struct conn *c)
         char head[96], tail[240], when[24], away[80] = "", drops[24] = "";
         struct tm tm;
         time_t gone = time(NULL) - (time_t)((srv.now_ms - s->away_ms) / 1000);
-        int n_drops = seat_drops(s);
+        int n_drops = 0;        /* its connection's drops in DROPS_WINDOW_S */
+        while (n_drops < DROPS_KEPT && s->drops_ms[n_drops] != 0 &&
+               srv.now_ms - s->drops_ms[n_drops] < DROPS_WINDOW_S * 1000)
+            n_drops++;
         if (s->conn == NULL)
             strftime(away, 40, ",\"away\":\"%Y-%m-%dT%H:%M:%SZ\"", gmtime_r(&gone, &tm));
         if (s->conn == NULL)
@@ -2349,6 +2178,99 @@ static int list_due(struct conn *c)
     if (c->state == CONN_OPEN && !srv.stopping)
         reply_users(c);
     return 0;
+}
+/* ================ 15. The tutorial's requests [first reading] ===============
+ * One function per request, all alike: read the request, queue replies
+ * (section 13); the loop writes them. on_message() scans each message and
+ * hands it to the function for its "req". */
+
+/* {"req":"get connections"}: the sender becomes admin, if it may
+ * (section 16), and gets every key with its role. */
+static void cmd_get_connections(struct conn *c, const struct request *r)
+{
+    if (!may_be_admin(c, r))
+        return;
+    int was_user = c->role == ROLE_USER;
+    c->role = ROLE_ADMIN;
+    reply_roles(c);
+    if (was_user) {
+        log_roles("Request: get connections");
+        announce_users();
+    }
+}
+
+/* {"req":"push a user","userkey":K,"text":T}: T goes to K's seat alone
+ * (section 14): now, or when its user is back. */
+static void cmd_push_a_user(struct conn *c, const struct request *r)
+{
+    if (!may_push(c, r))
+        return;
+    struct seat *user = seat_by_key(r->field[F_USERKEY]);
+    const char *state = user ? push_to(user, c, r) : "gone";
+    if (strcmp(state, "gone") == 0) {
+        /* The user has gone: say so and send the fresh list. */
+        reply_text(c, cspan("Refresh user list complete. Try again!"));
+        reply_roles(c);
+    } else if (strcmp(state, "lost") == 0) {
+        reply_error(c, "that user is not reading and was disconnected");
+    } else if (strcmp(state, "queued") == 0) {
+        reply_text(c, cspan("Queued: that user is away; it goes when they are back."));
+    } else {
+        reply_text(c, cspan("Already sent."));
+    }
+}
+
+/* Each "req", the function that answers it, and whether only admins may. */
+static const struct command {
+    const char *req;
+    void (*run)(struct conn *c, const struct request *r);
+    int admin_only;
+} commands[] = {
+    { "get connections", cmd_get_connections, 0 },
+    { "push a user",     cmd_push_a_user,     1 },
+    { "push all",        cmd_push_all,        1 },      /* wspush's own, */
+    { "get my key",      cmd_get_my_key,      0 },      /* section 14    */
+    { "set name",        cmd_set_name,        0 },
+    { "watch users",     cmd_watch_users,     1 },
+    { "kick",            cmd_kick,            1 },
+    { "seat",            cmd_seat,            0 },
+    { "seen",            cmd_seen,            0 },
+    { "get addresses",   cmd_get_addresses,   1 },
+};  /* any other "req" is echoed: {"resp":REQ,"content":text} */
+
+/* Handle one text message: a JSON request, or anything in -e mode. */
+static void on_message(struct conn *c, int opcode, const unsigned char *p, size_t len)
+{
+    struct request r;
+    struct failure f;
+    char why[160];
+    if (opt.raw_echo) {
+        queue_frame(c, opcode, p, len);
+        return;
+    }
+    enum parse parsed = json_parse_request(p, len, &r, srv.scratch, &f);
+    log_message(c, p, len, &r, parsed == PARSE_FAIL && opt.token ? f.at : len);
+    if (parsed == PARSE_FAIL && f.code == JSON_WRONG_TYPE)
+        snprintf(why, sizeof why, "\"%s\" must be a string", f.why);
+    else if (parsed == PARSE_FAIL)
+        snprintf(why, sizeof why, "malformed JSON at byte %zu: %s", f.at, f.why);
+    if (parsed == PARSE_FAIL || r.field[F_REQ].p == NULL) {
+        reply_error(c, parsed == PARSE_FAIL ? why : "a request needs a \"req\" string");
+        return;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (!span_is(r.field[F_REQ], commands[i].req))
+            continue;
+        if (commands[i].admin_only && c->role != ROLE_ADMIN) {
+            snprintf(why, sizeof why, "only an admin may %s; send \"get connections\" first",
+                     commands[i].req);
+            reply_error(c, why);
+        } else {
+            commands[i].run(c, &r);
+        }
+        return;
+    }
+    reply_json(c, r.field[F_REQ], r.field[F_TEXT]);     /* the echo */
 }
 /* ======== 16. Admin rules and per-address limits [second reading] ==========
  * Against a student on the same network, and a web page in the teacher's
@@ -2392,8 +2314,7 @@ static int host_is_loopback(struct span h)
     return span_ieq((const unsigned char *)host, n - start, "localhost") || addr_is_loopback(host);
 }
 
-/* True if an Origin names a page of this machine: http(s)://HOST[:PORT]
- * with a loopback HOST. "null" (sandboxed frames, some files) is not. */
+/* True if an Origin is http(s)://HOST[:PORT] with a loopback HOST. */
 static int origin_is_local(struct span o)
 {
     size_t skip = o.len > 7 && memcmp(o.p, "http://", 7) == 0 ? 7
@@ -2491,8 +2412,7 @@ static void addr_host(const char *addr, unsigned char host[16])
         memset(host + 8, 0, 8);
 }
 
-/* What addr_host() counts for addr, as text for the log, in out: addr, or
- * "PREFIX::/64". Returns out. */
+/* What addr_host() counts, as text for the log: addr, or "PREFIX::/64". */
 static const char *addr_unit(const char *addr, const unsigned char host[16], char out[ADDR_LEN + 4])
 {
     unsigned char a[16];
@@ -2556,8 +2476,7 @@ static ssize_t read_share(struct conn *c, unsigned char *p, size_t room)
     return n;
 }
 
-/* Count a frame of c against its address's share of this pass; 0 if the
- * share is spent (c->backlog: what is left waits for the next pass). */
+/* Count a frame of c in its address's share; 0 if spent (c->backlog). */
 static int share_frame(struct conn *c)
 {
     struct tally *share = share_of(c);
@@ -2626,6 +2545,76 @@ static int accept_allowed(int fd, const char *addr)
     return 1;
 }
 
+/* The address holding the most seats, of those with one away (by_seats),
+ * or else the most bytes; NULL if none. Each seat and socket is added to
+ * its address's tally: one step each, however they are spread. */
+static struct tally *holder_of_most(int by_seats)
+{
+    size_t n = sizeof srv.holdings / sizeof srv.holdings[0];
+    struct tally *t, *most = NULL;
+    srv.rounds++;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        const struct seat *s = &srv.seats[i];
+        if (s->number == 0)
+            continue;
+        t = tally_of(srv.holdings, n, s->host, srv.rounds);
+        t->seats++;
+        t->away += s->conn == NULL;
+        t->bytes += s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
+    }
+    for (int fd = 0; fd <= srv.max_fd; fd++) {
+        const struct conn *c = &srv.conns[fd];
+        if (c->state != CONN_FREE)
+            tally_of(srv.holdings, n, c->host, srv.rounds)->bytes +=
+                c->in.cap + c->out.cap + c->dec.msg.cap;
+    }
+    for (t = srv.holdings; t < srv.holdings + n; t++) {
+        if (t->round != srv.rounds || (by_seats && t->away == 0))
+            continue;
+        if (most == NULL || (by_seats ? t->seats > most->seats : t->bytes > most->bytes))
+            most = t;
+    }
+    return most;
+}
+
+/* How many seats host holds; *oldest: its seat away the longest, or NULL. */
+static int seats_of(const unsigned char host[16], struct seat **oldest)
+{
+    int n = 0;
+    *oldest = NULL;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        struct seat *s = &srv.seats[i];
+        if (s->number == 0 || memcmp(s->host, host, 16) != 0)
+            continue;
+        n++;
+        if (s->conn == NULL && (*oldest == NULL || s->away_ms < (*oldest)->away_ms))
+            *oldest = s;
+    }
+    return n;
+}
+
+/* The seat for a new connection from host, or NULL (503): a free one,
+ * unless host holds -c seats (then its own away the longest). When all
+ * are taken, the one away the longest of the address holding the most,
+ * if that is more than host holds; else host's own. So no classmate's
+ * seat goes while one address holds more. *why: why its holder loses it. */
+static struct seat *seat_for(const unsigned char host[16], const char **why)
+{
+    struct seat *mine, *theirs;
+    int n = seats_of(host, &mine);
+    *why = "that address holds -c seats";
+    if (opt.max_per_addr > 0 && n >= opt.max_per_addr)
+        return mine;
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (srv.seats[i].number == 0)
+            return &srv.seats[i];
+    *why = "the table of seats is full";
+    struct tally *most = holder_of_most(1);
+    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0)
+        return theirs;
+    return mine;
+}
+
 /* The rules a valid handshake must pass too: -o (403), one connection a
  * key (409), MAX_CLIENTS, -c, a seat (503). Sets c->local, and c's address
  * to the one a proxy we believe names. Returns the seat c is to take, its
@@ -2659,8 +2648,7 @@ static struct seat *handshake_allowed(struct conn *c, const struct http_request 
 }
 
 /* The record of wrong tokens from host, or a free one, or NULL. A record
- * stays while its address waits and MAX_PENALTY_S after, so a guesser
- * keeps its count however many others guess. */
+ * stays MAX_PENALTY_S past its wait: a guesser keeps its count. */
 static struct penalty *penalty_of(const unsigned char host[16])
 {
     struct penalty *spare = NULL;
@@ -2725,38 +2713,6 @@ static int may_be_admin(struct conn *c, const struct request *r)
     if (++c->token_failures >= MAX_TOKEN_FAILURES)
         conn_fail(c, CLOSE_POLICY, "too many wrong admin tokens");
     return 0;
-}
-
-/* The address holding the most seats, of those with one away (by_seats),
- * or else the most bytes; NULL if none. Each seat and socket is added to
- * its address's tally: one step each, however they are spread. */
-static struct tally *holder_of_most(int by_seats)
-{
-    size_t n = sizeof srv.holdings / sizeof srv.holdings[0];
-    struct tally *t, *most = NULL;
-    srv.rounds++;
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        const struct seat *s = &srv.seats[i];
-        if (s->number == 0)
-            continue;
-        t = tally_of(srv.holdings, n, s->host, srv.rounds);
-        t->seats++;
-        t->away += s->conn == NULL;
-        t->bytes += s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
-    }
-    for (int fd = 0; fd <= srv.max_fd; fd++) {
-        const struct conn *c = &srv.conns[fd];
-        if (c->state != CONN_FREE)
-            tally_of(srv.holdings, n, c->host, srv.rounds)->bytes +=
-                c->in.cap + c->out.cap + c->dec.msg.cap;
-    }
-    for (t = srv.holdings; t < srv.holdings + n; t++) {
-        if (t->round != srv.rounds || (by_seats && t->away == 0))
-            continue;
-        if (most == NULL || (by_seats ? t->seats > most->seats : t->bytes > most->bytes))
-            most = t;
-    }
-    return most;
 }
 
 /* Keep all buffers within -M: give back what empty buffers hold (a buffer
@@ -2849,7 +2805,7 @@ static void conn_leave(struct conn *c)
     lookup_remove(c);
     srv.n_open--;
     c->state = CONN_CLOSING;
-    seat_leave(c);              /* it waits, or is gone (section 15) */
+    seat_leave(c);              /* it waits, or is gone (section 14) */
     log_event("Peer %s disconnected.", c->addr);
     log_roles("Current active connections (close event)");
 }
@@ -2869,8 +2825,7 @@ static void conn_close(struct conn *c)
         srv.max_fd--;
 }
 
-/* Queue one frame (FIN set, no mask) of p[0..len) for c: 0, or -1 if
- * memory is short (nothing is queued). */
+/* Queue a frame (FIN set, no mask) of p[0..len) for c: 0, or -1 if not. */
 static int queue_frame(struct conn *c, int opcode, const void *p, size_t len)
 {
     unsigned char head[10];
@@ -2920,7 +2875,7 @@ static void ws_open(struct conn *c, const struct http_request *r)
     srv.n_open++;
     srv.n_pending--;
     log_event("Connection accepted. User key: %s", c->key);
-    seat_attach(c, seat, why);  /* a user, new or back (section 15) */
+    seat_attach(c, seat, why);  /* a user, new or back (section 14) */
     log_roles("Current active connections");
 }
 
@@ -3099,7 +3054,7 @@ static void conn_read(struct conn *c)
 }
 
 /* Write what c has queued, once. A watcher first gets the user list it
- * is owed, if it may (section 15); a paused c is read again once its
+ * is owed, if it may (section 14); a paused c is read again once its
  * queue is down to half of -s; a goodbye, all written, shuts our side. */
 static void conn_flush(struct conn *c)
 {
@@ -3142,8 +3097,7 @@ static void conn_flush(struct conn *c)
 #define PAGE_HEADERS "Cache-Control: no-cache\r\nX-Frame-Options: DENY\r\n" \
     "Content-Security-Policy: connect-src 'self'; frame-ancestors 'none'\r\n"
 
-/* Begin saying goodbye: nothing more is a request; the socket closes
- * within CLOSE_TIMEOUT_S whatever the peer does. */
+/* Begin saying goodbye: the socket closes within CLOSE_TIMEOUT_S. */
 static void conn_closing(struct conn *c)
 {
     conn_leave(c);
@@ -3157,8 +3111,7 @@ static void conn_closing(struct conn *c)
     FD_SET(c->fd, &srv.write_fds);
 }
 
-/* Queue a close frame (code 0: no payload), even past -s, and start
- * closing if c has not yet. */
+/* Queue a close frame (code 0: no payload), even past -s; start closing. */
 static void conn_send_close(struct conn *c, unsigned code, const char *why)
 {
     unsigned char payload[MAX_CONTROL_PAYLOAD];
@@ -3181,9 +3134,8 @@ static void close_when_due(struct conn *c)
     c->due_why = NULL;
 }
 
-/* Closing: pass over the peer's frames in p[0..len) until its close (or
- * bytes that are no frame). Returns the bytes used: all but part of a
- * frame header. */
+/* Closing: pass over the peer's frames until its close (or bytes that are
+ * no frame). Returns the bytes used: all but part of a frame header. */
 static size_t conn_skip_frames(struct conn *c, const unsigned char *p, size_t len)
 {
     struct frame fr;
@@ -3253,8 +3205,7 @@ static void http_error(struct conn *c, int status, const char *why)
     http_answer(c, status, extra, "text/plain; charset=utf-8", body, strlen(body), 0);
 }
 
-/* The target as a path under www/ in out[0..cap): %-escapes decoded, "//"
- * as "/", a folder's index.html; or PARSE_FAIL with 400, 403 or 404. */
+/* The target as a path under www/ in out[0..cap), or 400, 403 or 404. */
 static enum parse url_to_path(struct span t, char *out, size_t cap, struct failure *f)
 {
     size_t len = 0, o = 0;
@@ -3422,13 +3373,9 @@ static void timers(void)
     seats_due();
     if (srv.table_due)
         log_roles(NULL);
-    for (int fd = 0; fd <= srv.max_fd; fd++) {
-        int64_t next = 0;
+    for (int fd = 0; fd <= srv.max_fd; fd++)
         if (srv.conns[fd].state != CONN_FREE)
-            next = conn_timers(&srv.conns[fd]);
-        if (next != 0)
-            timer_at(next);
-    }
+            timer_at(conn_timers(&srv.conns[fd]));
 }
 
 /* ============== 20. The command line and start-up [second reading] ==========
@@ -3439,8 +3386,7 @@ static void timers(void)
 #define WWW_INSTALLED "/usr/local/share/wspush/www"
 #endif
 
-/* The flags and every limit, for --help and a bad command line (README
- * lists them too). */
+/* The flags and every limit (README lists them too). */
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -3502,9 +3448,7 @@ static void usage(FILE *out)
             LOG_MESSAGE_MAX, LOG_TABLE_MAX, TRACE_PREVIEW, LOOKUP_SLOTS);
 }
 
-
-/* Print "wspush: " and a message, and exit: 2 for a bad command line
- * (with the usage), 1 for a start-up problem. */
+/* Say why, and exit: 2 (and the usage) for a bad command line, else 1. */
 static void die(int status, const char *fmt, ...)
 {
     va_list ap;
@@ -3615,8 +3559,7 @@ static void parse_options(int argc, char **argv)
             "Use -t random to have one made", MIN_TOKEN_CHARS);
 }
 
-/* The www folder (-d, ./www, or the installed pages), resolved once, so
- * that file_read() can check that every file lies inside it. */
+/* The www folder (-d, ./www, or the installed pages), as a real path. */
 static void find_www(void)
 {
     static char real[PATH_MAX];
