@@ -119,7 +119,7 @@ else
     run "what start-up says to open" 120 python3 tests/urls.py
 fi
 
-echo "== the lessons (lessons/01-06): builds, budgets, behaviour, hostile input under ASan"
+echo "== the lessons (lessons/01-07): builds, budgets, behaviour, hostile input under ASan"
 run "lessons" 300 python3 tests/lessons.py
 
 echo "== the mutants' verdicts (a mutant whose tests all skip is SKIPPED)"
