@@ -305,7 +305,7 @@ if [ "$skipped" -gt 0 ]; then
     [ -d tests/node_modules/playwright-core ] && [ -d tests/node_modules/puppeteer-core ] ||
         npm=" && (cd tests && npm ci)"
     echo "!! $skipped part(s) SKIPPED on this machine (see above); not counted as passed."
-    echo "!! To install what the tests need: sudo .ci/run (Debian), or"
+    echo "!! To install what the tests need: sudo .ci/run (Debian 12, with NodeSource's nodejs 20), or"
     if [ -n "$packages" ]; then
         echo "!!   sudo apt-get install -y ${packages% }$npm"
     elif [ -n "$npm" ]; then
