@@ -1044,7 +1044,7 @@ def test_limits_documented():
         # The synopsis: the same flags in -h, README and the man page.
         flags = set(re.findall(r"\[(-\w)", shown.split("\nA WebSocket")[0]))
         with open(os.path.join(ROOT, "wspush.1")) as f:
-            man = {"-" + letter for word, arg in re.findall(r"^\.Op Fl (\w+)( Ar)?", f.read(), re.M)
+            man = {"-" + letter for word, arg in re.findall(r"^\.O[po] Fl (\w+)( Ar)?", f.read(), re.M)
                    for letter in (word if arg == "" else word[0])}
         synopsis = set(re.findall(r"\[(-\w)", table.split("| Flag |")[0]))
         expect(len(flags) >= 15 and synopsis == flags == man,
