@@ -4,8 +4,9 @@
 #
 #   ./test.sh          everything (what CI runs)
 #   ./test.sh quick    the builds, unit tests, the tutorial's scenario,
-#                      conformance --quick and the lessons: about 90 s,
-#                      for checking an exercise or a change (make check)
+#                      the documents' claims, conformance --quick and the
+#                      lessons: about two minutes, for checking an
+#                      exercise or a change (make check)
 #
 # Each part prints PASS:, FAIL: or SKIPPED: lines. A part that cannot run
 # here (no clang, no Chromium) says SKIPPED loudly and is not counted as
@@ -107,6 +108,7 @@ fi
 
 echo "== socket tests"
 run "scenario" 300 python3 tests/scenario.py
+run "claims of README, wspush.1 and -h" 300 python3 tests/claims.py
 if [ -n "$QUICK" ]; then
     run "conformance" 600 python3 tests/conformance.py --quick
 else
