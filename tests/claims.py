@@ -429,7 +429,8 @@ def code_words():
             said = []
             for args in c_calls(body, call):
                 said += c_literals(args)
-                for var in set(re.findall(r"\b[a-z_]\w*\b", re.sub(r'"(?:[^"\\]|\\.)*"', "", args))):
+                names = re.sub(r'"(?:[^"\\]|\\.)*"', "", args)     # its variables
+                for var in set(re.findall(r"\b[a-z_]\w*\b", names)):
                     for m in re.finditer(r"(?<![\w.>])%s\s*=(?!=)([^;]*);" % var, body):
                         said += c_literals(m.group(1))
                     for sargs in c_calls(body, "snprintf"):
