@@ -719,12 +719,12 @@ def situations_push_all(r):
             s.close()
             return msg, key
         msg, _ = with_a_page_not_reading()
-        r.reply("Sent to N users; queued for M away; lost for K not reading.", msg,
+        r.reply("Sent to N users; queued for M away; lost for K.", msg,
                 "push all: two here, one away, one not reading")
         a.send_json({"req": "kick", "userkey": away.key})
         reply_of(a)
         msg, key = with_a_page_not_reading()
-        r.reply("Sent to N users; lost for K not reading.", msg,
+        r.reply("Sent to N users; lost for K.", msg,
                 "push all: two here, one not reading")
         u2.close()
         wait_listed(a, absent=[u2.key, key])
@@ -841,7 +841,10 @@ def situations_failing(r):
             lost = receipt_of(a, "o", "lost")
             r.saw("receipt", "why", "out of memory", lost.get("why"),
                   "a push to a seat while memory is short")
-            told = reply_of(a).get("content")
+            told = reply_of(a)
+            r.reply("out of memory: that push could not be kept", told,
+                    "push a user, to a seat while memory is short")
+            told = told.get("content")
             os.remove(os.path.join(flags, "calloc"))
             c.send_json({"req": "text", "text": "still here?"})
             here = recv_until(c, lambda m: m.get("resp") == "text")["content"] == "still here?"
