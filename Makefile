@@ -30,19 +30,20 @@ sanitize: wspush.c sha1.c sha1.h
 bench:
 	bench/run.sh
 
-# Apply each deliberate bug of tests/mutants.txt to a copy of wspush.c and
-# run the tests that should catch it; fails if one survives.
+# Apply each deliberate bug of tests/mutate.py (its list MUTANTS) to a copy
+# of wspush.c and run the tests that should catch it; fails if one survives.
 mutate:
 	python3 tests/mutate.py
 
 # The binary, the man page, and the pages an installed wspush serves when
 # there is no ./www (PREFIX=/usr/local; DESTDIR for packaging). The binary
-# is built here, for this PREFIX, whatever ./wspush was built for.
+# is built here, for this PREFIX, whatever ./wspush was built for; the man
+# page names the pages' folder under this PREFIX.
 install:
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(WWWDIR)
 	$(CC) $(CFLAGS) -DWWW_INSTALLED='"$(WWWDIR)"' -o $(DESTDIR)$(BINDIR)/wspush wspush.c sha1.c
 	chmod 755 $(DESTDIR)$(BINDIR)/wspush
-	cp wspush.1 $(DESTDIR)$(MANDIR)/wspush.1
+	sed 's|/usr/local/share/wspush/www|$(WWWDIR)|g' wspush.1 > $(DESTDIR)$(MANDIR)/wspush.1
 	chmod 644 $(DESTDIR)$(MANDIR)/wspush.1
 	cp www/* $(DESTDIR)$(WWWDIR)/
 	chmod 644 $(DESTDIR)$(WWWDIR)/*

@@ -4,8 +4,9 @@
 #
 #   ./test.sh          everything (what CI runs)
 #   ./test.sh quick    the builds, unit tests, the tutorial's scenario,
-#                      conformance --quick and the lessons: about 90 s,
-#                      for checking an exercise or a change (make check)
+#                      the documents' claims, conformance --quick and the
+#                      lessons: about two minutes, for checking an
+#                      exercise or a change (make check)
 #
 # Each part prints PASS:, FAIL: or SKIPPED: lines. A part that cannot run
 # here (no clang, no Chromium) says SKIPPED loudly and is not counted as
@@ -107,6 +108,7 @@ fi
 
 echo "== socket tests"
 run "scenario" 300 python3 tests/scenario.py
+run "claims of README, wspush.1 and -h" 300 python3 tests/claims.py
 if [ -n "$QUICK" ]; then
     run "conformance" 600 python3 tests/conformance.py --quick
 else
@@ -119,7 +121,7 @@ else
     run "what start-up says to open" 120 python3 tests/urls.py
 fi
 
-echo "== the lessons (lessons/01-06): builds, budgets, behaviour, hostile input under ASan"
+echo "== the lessons (lessons/01-07): builds, budgets, behaviour, hostile input under ASan"
 run "lessons" 300 python3 tests/lessons.py
 
 echo "== the mutants' verdicts (a mutant whose tests all skip is SKIPPED)"
@@ -305,7 +307,7 @@ if [ "$skipped" -gt 0 ]; then
     [ -d tests/node_modules/playwright-core ] && [ -d tests/node_modules/puppeteer-core ] ||
         npm=" && (cd tests && npm ci)"
     echo "!! $skipped part(s) SKIPPED on this machine (see above); not counted as passed."
-    echo "!! To install what the tests need: sudo .ci/run (Debian), or"
+    echo "!! To install what the tests need: sudo .ci/run (Debian 12, with NodeSource's nodejs 20), or"
     if [ -n "$packages" ]; then
         echo "!!   sudo apt-get install -y ${packages% }$npm"
     elif [ -n "$npm" ]; then

@@ -1196,8 +1196,10 @@ static enum parse json_member(struct json *j, struct failure *f)
         return json_value(j, f);
     json_skip(j, JSON_SPACE);
     j->r->raw[i] = span_of(j->p + j->pos, j->len - j->pos);
-    if (j->pos >= j->len || j->p[j->pos] != '"')
-        return fail(f, JSON_WRONG_TYPE, field_name[i]);
+    if (j->pos == j->len || j->p[j->pos] != '"') {  /* malformed, or not a string */
+        enum parse r = json_value(j, f);
+        return r != PARSE_DONE ? r : fail(f, JSON_WRONG_TYPE, field_name[i]);
+    }
     if (json_string(j, &j->r->field[i], f) != PARSE_DONE)
         return PARSE_FAIL;
     j->r->raw[i].len = (size_t)(j->p + j->pos - j->r->raw[i].p);
@@ -1886,7 +1888,8 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
 
 /* Push r's text to seat s for admin from: as the tutorial sends it, or,
  * to a seat with a secret, with an id, kept until seen. Returns "sent"
- * (queued on its connection), "queued" (s is away) or "lost". */
+ * (queued on its connection), "queued" (s is away), "lost" (its page does
+ * not read: closed) or "failed" (memory is short; the page reads on). */
 static const char *push_to(struct seat *s, struct conn *from, const struct request *r)
 {
     struct push tutorial;
@@ -1901,7 +1904,7 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
     if (p == NULL) {
         push_start(&tutorial, from, r);
         receipt(number, &tutorial, "lost", "out of memory");
-        return "lost";
+        return "failed";        /* its page reads on: it is not "lost" */
     }
     if (s->conn != NULL)
         push_send(s, p);
@@ -2032,13 +2035,13 @@ static void cmd_push_all(struct conn *c, const struct request *r)
         const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
         n[0] += strcmp(state, "sent") == 0;
         n[1] += strcmp(state, "queued") == 0;
-        n[2] += strcmp(state, "lost") == 0;
+        n[2] += strcmp(state, "lost") == 0 || strcmp(state, "failed") == 0;
     }
     int len = snprintf(note, sizeof note, "Sent to %d user%s", n[0], n[0] == 1 ? "" : "s");
     if (n[1] > 0)
         len += snprintf(note + len, sizeof note - (size_t)len, "; queued for %d away", n[1]);
     if (n[2] > 0)
-        len += snprintf(note + len, sizeof note - (size_t)len, "; lost for %d not reading", n[2]);
+        len += snprintf(note + len, sizeof note - (size_t)len, "; lost for %d", n[2]);
     snprintf(note + len, sizeof note - (size_t)len, ".");
     reply_text(c, cspan(note));
 }
@@ -2213,6 +2216,8 @@ static void cmd_push_a_user(struct conn *c, const struct request *r)
         reply_roles(c);
     } else if (strcmp(state, "lost") == 0) {
         reply_error(c, "that user is not reading and was disconnected");
+    } else if (strcmp(state, "failed") == 0) {
+        reply_error(c, "out of memory: that push could not be kept");
     } else if (strcmp(state, "queued") == 0) {
         reply_text(c, cspan("Queued: that user is away; it goes when they are back."));
     } else {

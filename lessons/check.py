@@ -458,8 +458,91 @@ def at_phase(phase, act):
     return act()
 
 
+# ---- 07: text must be UTF-8
+
+def text_request(text):
+    """{"req":"text","text":TEXT} with TEXT's bytes as they are."""
+    return b'{"req":"text","text":"' + text + b'"}'
+
+
+def refused_1007(s, why):
+    """The server's answer on s must be close 1007."""
+    op, _, payload = read_frame(s)
+    if op == 1:
+        raise AssertionError("it answered %r: %s were taken for text. A text message "
+                             "must be UTF-8 (RFC 6455 §8.1): close with 1007" % (payload[:80], why))
+    expect(op == 8, "opcode %d, not a close frame" % op)
+    code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+    expect(code == 1007, "close %s, not 1007" % code)
+
+
+BAD_UTF8 = [    # (what it is, the bytes of a text)
+    ("a lone continuation byte, 80", b"caf\x80"),
+    ("an overlong form, C0 AF for \"/\"", b"\xc0\xaf"),
+    ("an overlong 3-byte form, E0 80 AF", b"\xe0\x80\xaf"),
+    ("a surrogate, ED A0 80 (U+D800)", b"\xed\xa0\x80"),
+    ("a character past U+10FFFF, F4 90 80 80", b"\xf4\x90\x80\x80"),
+    ("F5, which begins no character", b"\xf5\x80\x80\x80"),
+    ("a character cut short by a quote, E2 82 \"", b"\xe2\x82"),
+]
+
+
+def exercise_07(binary, copy):
+    srv = serve(binary)
+    with step("the tutorial's scenario is still answered byte for byte (é, κόσμε, U+1F600)"):
+        tutorial_checks(srv)
+    s, _ = handshake(srv.port, new_key())
+    with step("a character split between two frames, a ping between them, comes back whole"):
+        euro = text_request(b"\xe2\x82\xac!")           # €: E2 82 AC
+        s.sendall(frame(1, euro[:24], fin=False) + frame(9, b"ping") + frame(0, euro[24:]))
+        expect(read_frame(s) == (10, 7, b"ping"), "the ping was not answered")
+        got = read_frame(s)
+        expect(got == (1, 7, '{"resp":"text","content":"€!"}'.encode()), "it got %r: E2 82 "
+               "ends one frame and AC begins the next; the check must carry on across them"
+               % (got,))
+    with step("a 4-byte character in three frames comes back whole"):
+        grin = text_request("\U0001F600".encode())     # F0 9F 98 80
+        s.sendall(frame(1, grin[:23], fin=False) + frame(0, grin[23:25], fin=False) +
+                  frame(0, grin[25:]))
+        got = read_frame(s)
+        expect(got[2] == '{"resp":"text","content":"\U0001F600"}'.encode(), "it got %r" % (got,))
+        s.close()
+    for why, text in BAD_UTF8:
+        with step("text that is not UTF-8 (%s) gets close 1007" % why):
+            s, _ = handshake(srv.port, new_key())
+            send_text(s, text_request(text))
+            refused_1007(s, "bytes that are not UTF-8")
+            s.close()
+    with step("a message that ends inside a character (E2 82, then FIN) gets close 1007"):
+        s, _ = handshake(srv.port, new_key())
+        send_text(s, b"\xe2\x82")
+        refused_1007(s, "E2 82, two bytes of three,")
+        s.close()
+    with step("a character begun in one frame and broken in the next (E2 | 28) gets 1007 at "
+              "that frame, before the message ends"):
+        s, _ = handshake(srv.port, new_key())
+        s.sendall(frame(1, b'{"req":"text","text":"\xe2', fin=False) + frame(0, b"(", fin=False))
+        refused_1007(s, "E2 and then (")
+        s.close()
+    with step("the first frame that holds a byte which cannot be UTF-8 gets 1007 at once, "
+              "before the message ends"):
+        s, _ = handshake(srv.port, new_key())
+        s.sendall(frame(1, b'{"req":"text","text":"\xff', fin=False))
+        came = what_came(s, 3)
+        expect(came is not None, "nothing came in 3 s: check each frame as it is taken, not "
+               "only the whole message")
+        expect(came[:4] == b"\x88\x02\x03\xef", "it got %r, not close 1007" % came[:40])
+        s.close()
+    with step("the next WebSocket is served"):
+        s, _ = handshake(srv.port, new_key())
+        send_text(s, text_request(b"still here"))
+        expect(read_frame(s)[2] == b'{"resp":"text","content":"still here"}', "no echo")
+        s.close()
+    stop(srv)
+
+
 EXERCISES = {"01": exercise_01, "02": exercise_02, "03": exercise_03, "04": exercise_04,
-             "05": exercise_05, "06": exercise_06}
+             "05": exercise_05, "06": exercise_06, "07": exercise_07}
 DEFINES = {"06": {"HEAD_TIME": 2, "IDLE_TIME": 2, "CLOSE_TIME": 2}}  # short enough to watch
 
 

@@ -493,6 +493,40 @@ async function phaseC(context) {
     await admin.waitForFunction(() => document.getElementById('login').hidden, null, WAIT);
     await admin.close();
   });
+  await test('browser: a seat\'s secret goes only to the server that gave it, never to one a ' +
+             '?ws= link names', async () => {
+    // A server that records what pages offer and send it: the link's.
+    const { WebSocketServer } = require('ws');
+    const heard = [];
+    const thief = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (offered) => {
+      heard.push('offered: ' + [...offered].join(', '));
+      return 'echo-protocol';
+    } });
+    thief.on('connection', (ws) => ws.on('message', (m) => heard.push(String(m))));
+    await new Promise((resolve) => thief.on('listening', resolve));
+    const page = (ws) => `http://127.0.0.1:${port}/user.html?ws=${ws}`;
+    const ours = `ws://127.0.0.1:${srv.port}/ws`;
+    const user = await openPage(context, page(ours), []);
+    await user.waitForFunction(() => /^#\d+$/.test(document.getElementById('seat').textContent),
+                               null, WAIT);
+    const seat = await user.textContent('#seat');
+    const kept = await user.evaluate(() => sessionStorage.getItem('wspush-seat'));
+    expect(kept && kept.includes('seat-'), 'no secret kept');
+    await user.goto(page(`ws://127.0.0.1:${thief.address().port}/`));      // the same tab
+    await user.locator('#status.open').waitFor(WAIT);
+    for (const end = Date.now() + 10000; Date.now() < end &&         // its "seat" request
+         !heard.some((h) => h.includes('"req":"seat"'));) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const told = heard.filter((h) => h.includes('seat-'));
+    expect(heard.some((h) => h.includes('"req":"seat"')), 'the page never asked the other server');
+    expect(told.length === 0, 'the secret went to the server a link named: ' + told.join(' | '));
+    await user.goto(page(ours));                                          // back, same tab
+    await user.waitForFunction((n) => document.getElementById('seat').textContent === n, seat,
+                               WAIT);
+    await user.close();
+    thief.close();
+  });
   other.kill();
   await srv.stop();
 }

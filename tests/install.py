@@ -41,6 +41,10 @@ def test_prefix():
         make(src, "install", "PREFIX=" + prefix)
         for f in FILES:
             expect(os.path.isfile(os.path.join(prefix, f)), "not installed: " + f)
+        with open(os.path.join(prefix, "share", "man", "man1", "wspush.1")) as f:
+            page = f.read()
+        expect(os.path.join(prefix, "share", "wspush", "www") in page and
+               "/usr/local" not in page, "the man page does not name PREFIX's pages")
         binary = os.path.join(prefix, "bin", "wspush")
         out = subprocess.run([binary, "--version"], capture_output=True, text=True)
         expect(re.fullmatch(r"wspush \d+\.\d+\n", out.stdout), "--version: %r" % out.stdout)

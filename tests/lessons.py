@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""tests/lessons.py -- the six lessons: each builds with the one command its
+"""tests/lessons.py -- the seven lessons: each builds with the one command its
 header gives and with -std=c99 -Wall -Wextra -Werror, keeps to its line
 budget, does what it says, and stays memory-safe (AddressSanitizer) under
 hostile input. Also: every wspush.c function TOUR.md names exists, the
 first reading's size as README and TOUR.md give it, and every limit of
 wspush.c's section 1 in README's table and in "wspush -h"."""
+import contextlib
 import difflib
 import json
 import os
@@ -22,7 +23,8 @@ from wsclient import (OUT, ROOT, Client, Skip, accept_for, case, expect, finish,
 import scenario
 
 LESSONS = [("01-echo", 80), ("02-select", 150), ("03-handshake", 250), ("04-frames", 350),
-           ("05-push", 600), ("06-nonblocking", 700)]
+           ("05-push", 600), ("06-nonblocking", 700), ("07-classroom", 900)]
+NONBLOCKING = ["06-nonblocking", "07-classroom"]    # lessons 6 and 7 share these tests
 BIN = os.path.join(OUT, "lessons")
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 ASAN = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
@@ -177,7 +179,7 @@ def test_builds():
         build(name, STRICT, "strict")
 
 
-@case("lessons: each keeps to its line budget (80, 150, 250, 350, 600, 700); lessons/README.md "
+@case("lessons: each keeps to its line budget (80, 150, 250, 350, 600, 700, 900); lessons/README.md "
       "gives each lesson's and each answer's length, and how far an answer is over")
 def test_budgets():
     for name, budget in LESSONS:
@@ -201,7 +203,7 @@ def test_budgets():
         if n > budget:
             over[name[:2]] = str(n - budget)
         expect(n <= budget + 25, "answers/%s.c is %d lines over" % (name, n - budget))
-    said = readme.split("line\nbudget (80, 150, 250, 350, 600, 700) allows, by a little:")[1]
+    said = readme.split("line\nbudget (80, 150, 250, 350, 600, 700, 900) allows, by a little:")[1]
     said = dict(re.findall(r"(\d\d) by (\d+)", said.split(".")[0]))
     expect(said == over, "lessons/README.md says the answers are over by %s; they are %s"
            % (said, over))
@@ -351,16 +353,16 @@ def answer_to(port, request):
     return payload
 
 
-@case("lessons 5 and 6: where they differ from the tutorial's server, they answer as "
+@case("lessons 5, 6 and 7: where they differ from the tutorial's server, they answer as "
       "lessons/README.md's table says, and its table is this test's")
 def test_differences():
     with open(os.path.join(ROOT, "lessons", "README.md")) as f:
-        text = f.read().split("## Where lessons 5 and 6 differ")[1].split("\n## ")[0]
+        text = f.read().split("## Where lessons 5, 6 and 7 differ")[1].split("\n## ")[0]
     rows = re.findall(r"^\| `(.+?)` \| (.+?) \| (.+?) \|$", text, re.M)
     told = [(r.encode(), None if t == "crashes" else t.strip("`").encode(),
              None if o == "error" else o.strip("`").encode()) for r, t, o in rows]
     expect(told == DIFFERENCES, "lessons/README.md's table: %r" % told)
-    for name in ("05-push", "06-nonblocking"):
+    for name in ("05-push", "06-nonblocking", "07-classroom"):
         with Lesson(build(name, ASAN, "asan")) as srv:
             for request, _, ours in DIFFERENCES:
                 got = answer_to(srv.port, request)
@@ -406,16 +408,28 @@ def test_push():
         srv.stop()
 
 
-@case("lesson 6: the tutorial's scenario, byte-identical; hostile input under ASan")
-def test_nonblocking():
-    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+def lessons_6_and_7(title):
+    """Decorator: the test, given a lesson's name, runs as a case of its
+    own for lesson 6 and for lesson 7, which does all that lesson 6 does."""
+    def wrap(fn):
+        def run():
+            for name in NONBLOCKING:
+                case("lesson %d: %s" % (int(name[:2]), title))(fn)(name)
+        run.__name__ = fn.__name__
+        return run
+    return wrap
+
+
+@lessons_6_and_7("the tutorial's scenario, byte-identical; hostile input under ASan")
+def test_nonblocking(name):
+    with Lesson(build(name, ASAN, "asan")) as srv:
         tutorial_checks(srv)
         srv.stop()
 
 
-@case("lesson 6: a client that does not read stops no one, and is dropped once its queue is full")
-def test_not_reading():
-    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+@lessons_6_and_7("a client that does not read stops no one, and is dropped once its queue is full")
+def test_not_reading(name):
+    with Lesson(build(name, ASAN, "asan")) as srv:
         lazy, _ = handshake(srv.port, new_key())
         lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         admin, _ = handshake(srv.port, new_key())
@@ -435,9 +449,9 @@ def test_not_reading():
         srv.stop()
 
 
-@case("lesson 6: a close is answered, then our FIN (shutdown), even with the peer's bytes unread")
-def test_close():
-    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+@lessons_6_and_7("a close is answered, then our FIN (shutdown), even with the peer's bytes unread")
+def test_close(name):
+    with Lesson(build(name, ASAN, "asan")) as srv:
         for tail in (b"", b"unread " * 30000):
             s, _ = handshake(srv.port, new_key())
             send_text(s, b"\x03\xe8", opcode=8)
@@ -482,9 +496,9 @@ def ends_cleanly(s):
     return got
 
 
-@case("lesson 6: a 431 or a 400 is whole, then a clean FIN, however much the client sends on")
-def test_refused():
-    with Lesson(build("06-nonblocking", ASAN, "asan")) as srv:
+@lessons_6_and_7("a 431 or a 400 is whole, then a clean FIN, however much the client sends on")
+def test_refused(name):
+    with Lesson(build(name, ASAN, "asan")) as srv:
         for head, answer in ((b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 9000,
                               b"HTTP/1.1 431 Request Header Fields Too Large\r\n\r\n"),
                              (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -497,20 +511,20 @@ def test_refused():
         srv.stop()
 
 
-def short_times(seconds):
-    """Lesson 6 built from a copy of its source whose deadlines are all
-    SECONDS long, so that a test can watch them pass."""
-    with open(source("06-nonblocking")) as f:
+def short_times(lesson, seconds):
+    """The lesson (6 or 7) built from a copy of its source whose deadlines
+    are all SECONDS long, so that a test can watch them pass."""
+    with open(source(lesson)) as f:
         text = f.read()
     for name in ("HEAD_TIME", "IDLE_TIME", "CLOSE_TIME"):
         text, n = re.subn(r"(#define %s +)\d+" % name, r"\g<1>%d" % seconds, text)
-        expect(n == 1, "lesson 6 has no #define %s" % name)
+        expect(n == 1, "%s has no #define %s" % (lesson, name))
     text = text.replace('"../sha1.h"', '"%s"' % os.path.join(ROOT, "sha1.h"))
     os.makedirs(BIN, exist_ok=True)
-    copy = os.path.join(BIN, "06-short.c")
+    copy = os.path.join(BIN, "%s-short.c" % lesson)
     with open(copy, "w") as f:
         f.write(text)
-    out = os.path.join(BIN, "06-short")
+    out = os.path.join(BIN, "%s-short" % lesson)
     done = subprocess.run(["cc"] + ASAN + ["-o", out, copy, os.path.join(ROOT, "sha1.c")],
                           capture_output=True, text=True)
     expect(done.returncode == 0, done.stderr[-600:])
@@ -523,10 +537,10 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@case("lesson 6: deadlines: a silent head is dropped, a silent client pinged then dropped, "
-      "select() sleeps between")
-def test_deadlines():
-    with Lesson(short_times(2)) as srv:
+@lessons_6_and_7("deadlines: a silent head is dropped, a silent client pinged then dropped, "
+                 "select() sleeps between")
+def test_deadlines(name):
+    with Lesson(short_times(name, 2)) as srv:
         quiet = tcp(srv.port)
         answers, _ = handshake(srv.port, new_key())
         silent_ws, _ = handshake(srv.port, new_key())
@@ -558,25 +572,252 @@ def test_deadlines():
         srv.stop()
 
 
-@case("lesson 6: diff -u 05 06 reads as the lesson: at most 20% of 05's lines changed or removed")
-def test_carried_over():
-    with open(source("05-push")) as f:
+def server_rx_queues(port):
+    """The bytes the kernel holds, unread, for each server socket of
+    127.0.0.1:port (Linux's /proc/net/tcp): all 0 once the server has
+    read everything its clients sent."""
+    with open("/proc/net/tcp") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return [int(row[4].split(":")[1], 16) for row in rows
+            if row[1] == "0100007F:%04X" % port and row[3] == "01"]
+
+
+def read_all_sent(srv, n):
+    """Wait until the server's n sockets hold nothing unread."""
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        queues = server_rx_queues(srv.port)
+        if len(queues) >= n and not any(queues):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the server did not read what was sent: %s" % server_rx_queues(srv.port))
+
+
+def vm_data_kb(pid):
+    """The process's private data, heap included (VmData), in kB."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmData:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def wake_ups(pid):
+    """How often the process has gone to sleep and woken since it began."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M).group(1))
+
+
+def roles(admin):
+    """The keys of the admin's "get connections" list, in its order."""
+    send_text(admin, b'{"req":"get connections"}')
+    op, _, payload = read_frame(admin)
+    expect(op == 1, "opcode %d" % op)
+    return list(json.loads(payload)["content"])
+
+
+def echoes(s, text):
+    """True if s gets its request echoed."""
+    send_text(s, json.dumps({"req": "text", "text": text}).encode())
+    return read_frame(s)[2] == json.dumps({"resp": "text", "content": text},
+                                          separators=(",", ":")).encode()
+
+
+@case("lesson 7: clients[fd], with select()'s sets kept between passes: 60 WebSockets come and "
+      "go in any order, each served, the admin's list right; the 101st socket is closed at "
+      "once, a place freed is taken again; idle, no CPU")
+def test_table():
+    rng = random.Random(7)
+    with Lesson(build("07-classroom", ASAN, "asan")) as srv:
+        admin_key = new_key()
+        admin, _ = handshake(srv.port, admin_key)
+        here = {}                               # key -> socket, in arrival order
+        for _ in range(60):
+            key = new_key()
+            here[key] = handshake(srv.port, key)[0]
+        expect(roles(admin) == [admin_key] + list(here), "the list of 61")
+        for i, key in enumerate(rng.sample(list(here), 30)):
+            s = here.pop(key)
+            if i % 2:                           # half say goodbye, half vanish
+                send_text(s, b"\x03\xe8", opcode=8)
+                expect(read_frame(s)[2] == b"\x03\xe8", "a close was not answered")
+            s.close()
+        deadline = time.time() + TIMEOUT
+        while roles(admin) != [admin_key] + list(here):
+            expect(time.time() < deadline, "the list is not the 31 left: %d keys" % len(roles(admin)))
+            time.sleep(0.05)
+        for _ in range(30):                     # on the fds the others left
+            key = new_key()
+            here[key] = handshake(srv.port, key)[0]
+        for i, (key, s) in enumerate(rng.sample(list(here.items()), len(here))):
+            expect(echoes(s, "client %d" % i), "a client was not answered")
+        expect(roles(admin) == [admin_key] + list(here), "the list of 61, in arrival order")
+        waiting = [tcp(srv.port) for _ in range(100 - 61)]     # MAX_CLIENTS sockets in all
+        extra = tcp(srv.port)
+        extra.settimeout(TIMEOUT)
+        try:
+            came = extra.recv(1)
+        except ConnectionResetError:
+            came = b""
+        expect(came == b"", "the 101st socket was not closed: %r" % came)
+        expect(silent(waiting[0], 0.3), "a socket within MAX_CLIENTS was closed")
+        waiting.pop().close()
+        deadline = time.time() + TIMEOUT
+        while True:                             # the place is free once the close is seen
+            s, head = tcp(srv.port), b""
+            s.sendall(upgrade_request(new_key()))
+            with contextlib.suppress(OSError):
+                head = s.recv(12)
+            if head == b"HTTP/1.1 101":
+                break
+            expect(time.time() < deadline, "a freed place was not taken again")
+            time.sleep(0.05)
+        cpu = cpu_seconds(srv.proc.pid)
+        time.sleep(1.5)
+        used = cpu_seconds(srv.proc.pid) - cpu
+        expect(used < 0.3, "%.2f s of CPU in 1.5 s with nothing to do: is a socket left in "
+               "the write set with nothing to write?" % used)
+        srv.stop()
+
+
+@case("lesson 7: buffers grow with the bytes that come: 50 clients claiming 60,000 bytes and "
+      "sending 100 cost the server under 1 MB; a message of MAX_MESSAGE in small pieces comes "
+      "back whole, one byte more gets 1009")
+def test_growing():
+    claim = b"\x81\xfe" + struct.pack("!H", 60000) + b"\0\0\0\0"    # mask 0: bytes as they are
+    with Lesson(build("07-classroom", [], "plain")) as srv:     # its heap, not ASan's
+        clients = [handshake(srv.port, new_key())[0] for _ in range(50)]
+        read_all_sent(srv, 50)
+        before = vm_data_kb(srv.proc.pid)
+        for s in clients:
+            s.sendall(claim + b'{"req":"text","text":"' + b"x" * 78)
+        read_all_sent(srv, 50)
+        grown = vm_data_kb(srv.proc.pid) - before
+        expect(grown < 1024, "the server's data grew by %d kB: 50 claims of 60,000 bytes "
+               "with 100 sent" % grown)
+        for s in clients[:5]:                   # the rest of the message, and its reply
+            s.sendall(b"x" * (60000 - 100 - 2) + b'"}')
+            expect(read_frame(s)[2] == b'{"resp":"text","content":"' + b"x" * 59976 + b'"}',
+                   "the whole message did not come back")
+        srv.stop()
+    with Lesson(build("07-classroom", ASAN, "asan")) as srv:
+        s, _ = handshake(srv.port, new_key())
+        text = b"y" * (64 * 1024 - 24)
+        request = b'{"req":"text","text":"' + text + b'"}'
+        expect(len(request) == 64 * 1024, len(request))
+        key = os.urandom(4)
+        data = b"\x81\xff" + struct.pack("!Q", len(request)) + key + mask_bytes(request, key)
+        rng, at = random.Random(64), 0
+        while at < len(data):                   # many reads, the buffer growing
+            n = rng.randint(1, 4000)
+            s.sendall(data[at:at + n])
+            at += n
+            time.sleep(0.001)
+        expect(read_frame(s)[2] == b'{"resp":"text","content":"' + text + b'"}', "64 KiB")
+        send_text(s, request + b" ")
+        expect(read_frame(s)[:3:2] == (8, b"\x03\xf1"), "64 KiB and 1 byte: not 1009")
+        srv.stop()
+
+
+@case("lesson 7: messages in several frames (§5.4): pieces gathered, pings and a close between "
+      "them; 1002 for frames out of order, 1003 for binary, 1009 for pieces too long together")
+def test_fragments():
+    frame = Client.frame
+    with Lesson(build("07-classroom", ASAN, "asan")) as srv:
+        s, _ = handshake(srv.port, new_key())
+        s.sendall(frame(1, b'{"req":"te', fin=False))
+        expect(silent(s, 0.3), "something came after a frame without FIN")
+        s.sendall(frame(9, b"are you there"))
+        expect(read_frame(s) == (10, 7, b"are you there"), "a ping between the pieces")
+        s.sendall(frame(0, b'xt","te', fin=False) + frame(10, b"pong") +
+                  frame(0, b'xt":"whole"}'))
+        expect(read_frame(s)[2] == b'{"resp":"text","content":"whole"}', "three pieces")
+        pieces = [b'{"req":"text","text":"'] + [bytes([65 + i]) * 16000 for i in range(4)]
+        pieces[-1] = pieces[-1][:64 * 1024 - 2 - sum(map(len, pieces[:-1]))] + b'"}'
+        for i, piece in enumerate(pieces):
+            s.sendall(frame(1 if i == 0 else 0, piece, fin=i == len(pieces) - 1))
+        got = read_frame(s)[2]
+        whole = b"".join(pieces)
+        expect(got == b'{"resp":"text","content":"' + whole[22:-2] + b'"}',
+               "%d bytes in five pieces: %d back" % (len(whole), len(got)))
+        s.sendall(frame(1, b'{"req":"a",', fin=False) + frame(0, b"", fin=False) +
+                  frame(0, b'"text":"b"}', fin=False) + frame(0, b""))
+        expect(read_frame(s)[2] == b'{"resp":"a","content":"b"}', "empty pieces")
+        send_text(s, b'{"req":"again","text":"afresh"}')
+        expect(read_frame(s)[2] == b'{"resp":"again","content":"afresh"}', "the next message")
+        s.sendall(frame(1, b'{"req":', fin=False) + frame(8, b"\x03\xe8"))
+        expect(read_frame(s) == (8, 7, b"\x03\xe8"), "a close between pieces")
+        expect(recv_all(s) == b"", "no FIN after the close")
+        s.close()
+        for frames, why, code in (
+                ([frame(0, b"stray")], "a continuation with no message begun", 1002),
+                ([frame(1, b"a", fin=False), frame(1, b"b")], "a new text frame", 1002),
+                ([frame(1, b"a", fin=False), frame(2, b"b")], "a binary frame inside", 1002),
+                ([frame(9, b"ping", fin=False)], "a ping without FIN", 1002),
+                ([frame(2, b"\x00\x01")], "a binary message", 1003),
+                ([frame(1, b"x" * 40000, fin=False), frame(0, b"y" * 40000)[:14]],
+                 "pieces over MAX_MESSAGE together (the last one's header says so)", 1009)):
+            s, _ = handshake(srv.port, new_key())
+            s.sendall(b"".join(frames))
+            op, _, payload = read_frame(s)
+            expect((op, payload[:2]) == (8, struct.pack("!H", code)), "%s: %r, not close %d"
+                   % (why, payload, code))
+            s.close()
+        srv.stop()
+
+
+@case("lesson 7: one wake-up time: deadlines to the millisecond (lessons/check.py 06 passes "
+      "it), and with no deadline at all, select() sleeps until a socket is ready")
+def test_timers():
+    status, output = check_exercise("06", source("07-classroom"))
+    expect(status == 0, "lessons/check.py 06 lessons/07-classroom.c: %s" % not_yet(output))
+    with Lesson(short_times("07-classroom", 2)) as srv:
+        quiet = tcp(srv.port)
+        quiet.settimeout(8)
+        expect(quiet.recv(1) == b"", "a silent connection was not closed")
+        quiet.close()
+        deadline = time.time() + TIMEOUT
+        while server_rx_queues(srv.port) and time.time() < deadline:
+            time.sleep(0.05)                    # the server's end is gone too
+        time.sleep(0.2)
+        before = wake_ups(srv.proc.pid)
+        time.sleep(5)
+        woke = wake_ups(srv.proc.pid) - before
+        expect(woke <= 1, "with no client, it woke up %d times in 5 s: with no deadline, "
+               "select() needs no timeout" % woke)
+        s, _ = handshake(srv.port, new_key())
+        expect(echoes(s, "awake"), "a client after the quiet was not answered")
+        srv.stop()
+
+
+def carried_over(earlier, later):
+    """diff -u EARLIER LATER reads as the later lesson: at most 20% of the
+    earlier one's lines changed or removed."""
+    with open(source(earlier)) as f:
         before = f.read().splitlines()
-    with open(source("06-nonblocking")) as f:
+    with open(source(later)) as f:
         after = f.read().splitlines()
     match = difflib.SequenceMatcher(None, before, after, autojunk=False)
     kept = sum(block.size for block in match.get_matching_blocks())
     gone = len(before) - kept
-    expect(gone <= 0.2 * len(before), "%d of lesson 5's %d lines changed or removed"
-           % (gone, len(before)))
+    expect(gone <= 0.2 * len(before), "%d of %s's %d lines changed or removed"
+           % (gone, earlier, len(before)))
     expect(kept >= 0.8 * len(before), "only %d lines carried over" % kept)
+
+
+@case("lesson 6: diff -u 05 06 reads as the lesson: at most 20% of 05's lines changed or removed")
+def test_carried_over():
+    carried_over("05-push", "06-nonblocking")
+
+
+@case("lesson 7: diff -u 06 07 reads as the lesson: at most 20% of 06's lines changed or removed")
+def test_carried_over_07():
+    carried_over("06-nonblocking", "07-classroom")
 
 
 # Each exercise's step at which lessons/check.py must stop the lesson as
 # shipped: the exercise itself, not a step the lesson already passes.
 EXERCISE_STEPS = {"01": "./echo 0", "02": "a 17th client waits", "03": "version 8 gets 426",
                   "04": "a message in three frames", "05": "409 Conflict",
-                  "06": "dropped 2 s after it came"}
+                  "06": "dropped 2 s after it came",
+                  "07": "not UTF-8 (a lone continuation byte"}
 
 
 def check_exercise(nn, path):
@@ -626,18 +867,23 @@ def near_miss(nn, path, edit):
     expect(edit[0] in text, "%s no longer has %r" % (path, edit[0]))
     os.makedirs(BIN, exist_ok=True)
     copy = os.path.join(BIN, "near-miss-%s.c" % nn)
+    text = text.replace('"../../sha1.h"', '"%s"' % os.path.join(ROOT, "sha1.h"))
     with open(copy, "w") as f:
         f.write(text.replace(edit[0], edit[1]))
     return copy
 
 
 @case("exercises: lessons/check.py stops answers that are nearly right where they go wrong "
-      "(port 0 printed as 0; a 17th client that waits while select() spins)")
+      "(port 0 printed as 0; a 17th client that waits while select() spins; a UTF-8 check "
+      "that starts afresh at each frame)")
 def test_near_misses():
     for nn, path, edit, why in (
             ("01", "01-echo.c", ("if (port < 1 ||", "if (port < 0 ||"), "it printed port 0"),
             ("02", "answers/02-select.c", ("        if (free_place != -1)\n            FD_SET(",
-                                           "        FD_SET("), "s of CPU in")):
+                                           "        FD_SET("), "s of CPU in"),
+            ("07", "answers/07-classroom.c", ("    if (opcode == 1)\n        c->need = 0;",
+                                              "    if (opcode <= 1)\n        c->need = 0;"),
+             "a character split between two frames")):
         status, output = check_exercise(nn, near_miss(nn, path, edit))
         expect(status == 1 and why in not_yet(output), "%s: status %d, %s"
                % (path, status, output[-900:]))
@@ -798,7 +1044,7 @@ def test_limits_documented():
         # The synopsis: the same flags in -h, README and the man page.
         flags = set(re.findall(r"\[(-\w)", shown.split("\nA WebSocket")[0]))
         with open(os.path.join(ROOT, "wspush.1")) as f:
-            man = {"-" + letter for word, arg in re.findall(r"^\.Op Fl (\w+)( Ar)?", f.read(), re.M)
+            man = {"-" + letter for word, arg in re.findall(r"^\.O[po] Fl (\w+)( Ar)?", f.read(), re.M)
                    for letter in (word if arg == "" else word[0])}
         synopsis = set(re.findall(r"\[(-\w)", table.split("| Flag |")[0]))
         expect(len(flags) >= 15 and synopsis == flags == man,
@@ -810,7 +1056,8 @@ def main():
     only = sys.argv[1:]
     for t in (test_builds, test_budgets, test_echo, test_select, test_handshake, test_frames,
               test_push, test_nonblocking, test_differences, test_differences_tutorial,
-              test_not_reading, test_close, test_refused, test_deadlines, test_carried_over,
+              test_not_reading, test_close, test_refused, test_deadlines, test_table,
+              test_growing, test_fragments, test_timers, test_carried_over, test_carried_over_07,
               test_exercises, test_near_misses, test_tour, test_first_reading,
               test_function_length, test_limits_documented):
         if not only or t.__name__ in only:
