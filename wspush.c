@@ -15,8 +15,9 @@
  *        it may be (section 16)
  *   {"req":"push a user","userkey":K,"text":T} -> T goes to K only; the
  *        admin hears "Already sent.", or the fresh list if K has gone
- * These are the tutorial's requests, byte for byte; section 14 adds some.
- * Reading it: about 3,930 lines. The six sections marked [first reading],
+ * To these, as its pages send them, the replies are its server's byte for
+ * byte (README lists where others differ); section 14 adds requests.
+ * Reading it: about 3,800 lines. The six sections marked [first reading],
  * about 1,000 lines, are the tutorial: frames, the table of connections,
  * the handshake, its requests, reading and writing, and the select() loop
  * with socket(), bind(), listen() and accept(). Read them first, in the
@@ -194,8 +195,7 @@ static int span_has(struct span s, const char *w)
 {
     size_t n = strlen(w);
     for (size_t i = 0; n > 0 && i + n <= s.len; i++)
-        if (s.p[i] == (unsigned char)w[0] && memcmp(s.p + i, w, n) == 0)
-            return 1;
+        if (s.p[i] == (unsigned char)w[0] && memcmp(s.p + i, w, n) == 0) return 1;
     return 0;
 }
 
@@ -249,8 +249,7 @@ static int random_bytes(void *p, size_t n)
 {
     int fd = open("/dev/urandom", O_RDONLY);
     ssize_t got = fd >= 0 ? read(fd, p, n) : -1;
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     return got == (ssize_t)n ? 0 : -1;
 }
 
@@ -300,8 +299,7 @@ static size_t plain_blocks(const unsigned char *p, size_t n, int json)
         for (int k = 0; k < 32; k++)
             special |= json ? (p[i + k] == '"') | (p[i + k] == '\\') | (p[i + k] < 0x20)
                             : p[i + k] >> 7;
-        if (special)
-            break;
+        if (special) break;
     }
     return i;
 }
@@ -346,8 +344,7 @@ struct frame {
 static enum parse frame_parse(const unsigned char *p, size_t len,
                               struct frame *fr, struct failure *f)
 {
-    if (len < 2)
-        return PARSE_MORE;
+    if (len < 2) return PARSE_MORE;
     fr->fin = p[0] >> 7;
     fr->opcode = p[0] & 0x0f;
     size_t ext = (p[1] & 0x7f) == 126 ? 2 : (p[1] & 0x7f) == 127 ? 8 : 0;
@@ -365,8 +362,7 @@ static enum parse frame_parse(const unsigned char *p, size_t len,
         return fail(f, CLOSE_PROTOCOL_ERROR, "control frame over 125 bytes");
     if (fr->opcode >= OP_CLOSE && !fr->fin)
         return fail(f, CLOSE_PROTOCOL_ERROR, "control frames must not be fragmented");
-    if (len < 2 + ext + 4)
-        return PARSE_MORE;
+    if (len < 2 + ext + 4) return PARSE_MORE;
     /* §5.2: a longer length is big-endian; in 64 bits, its top bit is 0. */
     fr->len = ext == 0 ? p[1] & 0x7f : 0;
     for (size_t i = 0; i < ext; i++)
@@ -589,8 +585,7 @@ static size_t key_slot(const unsigned char *k)
 /* The open WebSocket whose key is k, or NULL: the tutorial's lookup[k]. */
 static struct conn *conn_by_key(struct span k)
 {
-    if (k.p == NULL || k.len != KEY_TEXT_LEN)
-        return NULL;
+    if (k.p == NULL || k.len != KEY_TEXT_LEN) return NULL;
     for (size_t i = key_slot(k.p);; i = (i + 1) % LOOKUP_SLOTS)
         if (srv.lookup[i] == NULL || memcmp(srv.lookup[i]->key, k.p, KEY_TEXT_LEN) == 0)
             return srv.lookup[i];
@@ -649,15 +644,13 @@ static void timer_at(int64_t ms)
 /* Make room for n more bytes: the free space, or NULL if memory is short. */
 static unsigned char *buf_reserve(struct buf *b, size_t n)
 {
-    if (n > SIZE_MAX / 2 - b->len)
-        return NULL;
+    if (n > SIZE_MAX / 2 - b->len) return NULL;
     if (b->len + n > b->cap || b->data == NULL) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n)
             cap *= 2;
         unsigned char *data = realloc(b->data, cap);
-        if (data == NULL)
-            return NULL;
+        if (data == NULL) return NULL;
         srv.buffered += cap - b->cap;
         b->data = data;
         b->cap = cap;
@@ -669,10 +662,8 @@ static unsigned char *buf_reserve(struct buf *b, size_t n)
 static int buf_append(struct buf *b, const void *p, size_t n)
 {
     unsigned char *dst = buf_reserve(b, n);
-    if (dst == NULL)
-        return -1;
-    if (n > 0)
-        memcpy(dst, p, n);
+    if (dst == NULL) return -1;
+    if (n > 0) memcpy(dst, p, n);
     b->len += n;
     return 0;
 }
@@ -702,19 +693,16 @@ static int utf8_check(struct utf8 *u, const unsigned char *p, size_t len)
     for (size_t i = 0; i < len; i++) {
         if (u->need == 0)
             i += plain_blocks(p + i, len - i, 0);       /* speed: section 3 */
-        if (i == len)
-            break;
+        if (i == len) break;
         unsigned char c = p[i];
-        if (u->need > 0 && (c < u->lo || c > u->hi))
-            return -1;
+        if (u->need > 0 && (c < u->lo || c > u->hi)) return -1;
         if (u->need > 0) {
             u->need--;
             u->lo = 0x80;
             u->hi = 0xbf;
             continue;
         }
-        if (c < 0x80)
-            continue;
+        if (c < 0x80) continue;
         /* Unicode Table 3-7: the lead byte fixes how many bytes follow
          * and narrows the range of the first of them. */
         u->need = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2
@@ -739,8 +727,7 @@ static int utf8_valid(const unsigned char *p, size_t len)
 static size_t utf8_char(const unsigned char *p, size_t len, unsigned *cp)
 {
     size_t n = p[0] < 0x80 ? 1 : p[0] < 0xe0 ? 2 : p[0] < 0xf0 ? 3 : 4;
-    if (n > len || !utf8_valid(p, n))
-        return 0;
+    if (n > len || !utf8_valid(p, n)) return 0;
     *cp = n == 1 ? p[0] : p[0] & (0x7fu >> n);
     for (size_t i = 1; i < n; i++)
         *cp = *cp << 6 | (p[i] & 0x3f);
@@ -777,10 +764,8 @@ static enum parse close_parse(const unsigned char *p, size_t len, unsigned *code
      * 5000 and up undefined. None may be sent in a close frame. */
     int valid = (*code >= 1000 && *code <= 1003) || (*code >= 1007 && *code <= 1014) ||
                 (*code >= 3000 && *code <= 4999);
-    if (len == 1)
-        return fail(f, CLOSE_PROTOCOL_ERROR, "close payload of 1 byte");
-    if (len >= 2 && !valid)
-        return fail(f, CLOSE_PROTOCOL_ERROR, "invalid close code");
+    if (len == 1) return fail(f, CLOSE_PROTOCOL_ERROR, "close payload of 1 byte");
+    if (len >= 2 && !valid) return fail(f, CLOSE_PROTOCOL_ERROR, "invalid close code");
     if (len >= 2 && !utf8_valid(p + 2, len - 2))
         return fail(f, CLOSE_BAD_DATA, "close reason is not UTF-8");
     return PARSE_DONE;
@@ -817,8 +802,7 @@ static enum parse frame_done(struct decoder *d, const unsigned char *payload, st
     d->opcode = control ? d->fr.opcode : d->msg_opcode;
     d->data = control ? d->ctl : d->msg.data;
     d->data_len = control ? (size_t)d->fr.len : d->msg.len;
-    if (control || !d->fr.fin)
-        return PARSE_DONE;
+    if (control || !d->fr.fin) return PARSE_DONE;
     if (d->msg_opcode == OP_TEXT && d->utf8.need != 0)
         return fail(f, CLOSE_BAD_DATA, "text ends inside a UTF-8 character");
     d->msg_opcode = 0;
@@ -834,8 +818,7 @@ static enum parse frame_done(struct decoder *d, const unsigned char *payload, st
 static size_t head_end(const unsigned char *p, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
-        if (p[i] == '\n' && i + 1 < len && p[i + 1] == '\n')
-            return i + 2;
+        if (p[i] == '\n' && i + 1 < len && p[i + 1] == '\n') return i + 2;
         if (p[i] == '\n' && i + 2 < len && p[i + 1] == '\r' && p[i + 2] == '\n')
             return i + 3;
     }
@@ -846,11 +829,9 @@ static size_t head_end(const unsigned char *p, size_t len)
 static int next_line(const unsigned char *p, size_t end, size_t *pos, struct span *line)
 {
     const unsigned char *nl = memchr(p + *pos, '\n', end - *pos);
-    if (nl == NULL)
-        return 0;
+    if (nl == NULL) return 0;
     *line = span_of(p + *pos, (size_t)(nl - p) - *pos);
-    if (line->len > 0 && line->p[line->len - 1] == '\r')
-        line->len--;
+    if (line->len > 0 && line->p[line->len - 1] == '\r') line->len--;
     *pos = (size_t)(nl - p) + 1;
     return 1;
 }
@@ -871,8 +852,7 @@ static int list_next(struct span s, size_t *pos, struct span *item)
             (*pos)++;
         *item = span_trim(span_of(s.p + start, *pos - start));
         *pos += *pos < s.len;           /* past the comma */
-        if (item->len > 0)
-            return 1;
+        if (item->len > 0) return 1;
     }
     return 0;
 }
@@ -881,8 +861,7 @@ static int list_has(struct span s, const char *word)
 {
     struct span item;
     for (size_t pos = 0; list_next(s, &pos, &item);)
-        if (span_ieq(item.p, item.len, word))
-            return 1;
+        if (span_ieq(item.p, item.len, word)) return 1;
     return 0;
 }
 
@@ -892,11 +871,9 @@ static int ws_key_valid(struct span key)
 {
     static const char b64[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if (key.len != KEY_TEXT_LEN || key.p[22] != '=' || key.p[23] != '=')
-        return 0;
+    if (key.len != KEY_TEXT_LEN || key.p[22] != '=' || key.p[23] != '=') return 0;
     for (int i = 0; i < 22; i++)
-        if (key.p[i] == '\0' || strchr(b64, key.p[i]) == NULL)
-            return 0;
+        if (key.p[i] == '\0' || strchr(b64, key.p[i]) == NULL) return 0;
     return strchr("AQgw", key.p[21]) != NULL;
 }
 
@@ -909,8 +886,7 @@ static const char *http_reason(int status)
         "503 Service Unavailable"
     };
     for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-        if (atoi(reasons[i]) == status)
-            return reasons[i] + 4;
+        if (atoi(reasons[i]) == status) return reasons[i] + 4;
     return "Error";
 }
 /* ============ 10. HTTP handshake (RFC 6455 §4.2.1-4.2.2) [first reading] ======
@@ -1112,10 +1088,8 @@ static enum parse json_escape(struct json *j, unsigned char *o, size_t *n, struc
         o[(*n)++] = (unsigned char)out[strchr(in, j->p[j->pos - 1]) - in];
         return PARSE_DONE;
     }
-    if (!json_take(j, "u"))
-        return json_fail(j, f, "unknown escape in a string");
-    if (json_hex4(j, &cp) < 0)
-        return json_fail(j, f, "expected 4 hex digits after \\u");
+    if (!json_take(j, "u")) return json_fail(j, f, "unknown escape in a string");
+    if (json_hex4(j, &cp) < 0) return json_fail(j, f, "expected 4 hex digits after \\u");
     if (cp >= 0xd800 && cp <= 0xdbff && json_take(j, "\\") && json_take(j, "u") &&
         json_hex4(j, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff)
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
@@ -1129,8 +1103,7 @@ static enum parse json_escape(struct json *j, unsigned char *o, size_t *n, struc
  * escapes (plain: a reply may copy it as it is), else a decoded copy. */
 static enum parse json_string(struct json *j, struct span *out, struct failure *f)
 {
-    if (!json_take(j, "\""))
-        return json_fail(j, f, "expected a string");
+    if (!json_take(j, "\"")) return json_fail(j, f, "expected a string");
     size_t start = j->pos, n = 0;
     j->pos += plain_blocks(j->p + j->pos, j->len - j->pos, 1);  /* section 3 */
     while (j->pos < j->len && j->p[j->pos] >= 0x20 && j->p[j->pos] != '"' && j->p[j->pos] != '\\')
@@ -1143,10 +1116,8 @@ static enum parse json_string(struct json *j, struct span *out, struct failure *
     while (start < j->pos)
         o[n++] = j->p[start++];
     while (!json_take(j, "\"")) {
-        if (j->pos == j->len)
-            return json_fail(j, f, "unterminated string");
-        if (j->p[j->pos] < 0x20)
-            return json_fail(j, f, "control character in a string");
+        if (j->pos == j->len) return json_fail(j, f, "unterminated string");
+        if (j->p[j->pos] < 0x20) return json_fail(j, f, "control character in a string");
         if (!json_take(j, "\\"))
             o[n++] = j->p[j->pos++];
         else if (json_escape(j, o, &n, f) != PARSE_DONE)
@@ -1184,24 +1155,20 @@ static enum parse json_member(struct json *j, struct failure *f)
 {
     struct span key;
     json_skip(j, JSON_SPACE);
-    if (json_string(j, &key, f) != PARSE_DONE)
-        return PARSE_FAIL;
+    if (json_string(j, &key, f) != PARSE_DONE) return PARSE_FAIL;
     json_skip(j, JSON_SPACE);
-    if (!json_take(j, ":"))
-        return json_fail(j, f, "expected ':' after a key");
+    if (!json_take(j, ":")) return json_fail(j, f, "expected ':' after a key");
     int i = 0;
     while (i < N_FIELDS && (j->depth > 1 || !span_is(key, field_name[i])))
         i++;
-    if (i == N_FIELDS)
-        return json_value(j, f);
+    if (i == N_FIELDS) return json_value(j, f);
     json_skip(j, JSON_SPACE);
     j->r->raw[i] = span_of(j->p + j->pos, j->len - j->pos);
     if (j->pos == j->len || j->p[j->pos] != '"') {  /* malformed, or not a string */
         enum parse r = json_value(j, f);
         return r != PARSE_DONE ? r : fail(f, JSON_WRONG_TYPE, field_name[i]);
     }
-    if (json_string(j, &j->r->field[i], f) != PARSE_DONE)
-        return PARSE_FAIL;
+    if (json_string(j, &j->r->field[i], f) != PARSE_DONE) return PARSE_FAIL;
     j->r->raw[i].len = (size_t)(j->p + j->pos - j->r->raw[i].p);
     return PARSE_DONE;
 }
@@ -1211,13 +1178,11 @@ static enum parse json_value(struct json *j, struct failure *f)
 {
     struct span ignored;
     json_skip(j, JSON_SPACE);
-    if (j->pos < j->len && j->p[j->pos] == '"')
-        return json_string(j, &ignored, f);
+    if (j->pos < j->len && j->p[j->pos] == '"') return json_string(j, &ignored, f);
     if (!json_take(j, "[{"))
         return json_scalar(j, f);
     int object = j->p[j->pos - 1] == '{';
-    if (++j->depth > MAX_JSON_DEPTH)
-        return json_fail(j, f, "nested too deeply");
+    if (++j->depth > MAX_JSON_DEPTH) return json_fail(j, f, "nested too deeply");
     json_skip(j, JSON_SPACE);
     for (int n = 0; !json_take(j, object ? "}" : "]"); n++) {
         if (n > 0 && !json_take(j, ","))
@@ -1241,8 +1206,7 @@ static enum parse json_parse_request(const unsigned char *p, size_t len,
     json_skip(&j, JSON_SPACE);
     if (j.pos >= len || p[j.pos] != '{')
         return json_fail(&j, f, "a request must be a JSON object");
-    if (json_value(&j, f) != PARSE_DONE)
-        return PARSE_FAIL;
+    if (json_value(&j, f) != PARSE_DONE) return PARSE_FAIL;
     json_skip(&j, JSON_SPACE);
     return j.pos == len ? PARSE_DONE : json_fail(&j, f, "unexpected text after the object");
 }
@@ -1320,8 +1284,7 @@ static void log_flush(int wait)
         fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags);
     while (srv.log_start < srv.log_len) {
         ssize_t n = write(STDOUT_FILENO, srv.log + srv.log_start, srv.log_len - srv.log_start);
-        if (n <= 0 && (!wait || errno != EINTR))
-            break;
+        if (n <= 0 && (!wait || errno != EINTR)) break;
         srv.log_start += n > 0 ? (size_t)n : 0;
     }
     if (srv.log_start == srv.log_len) {
@@ -1336,8 +1299,7 @@ static size_t hidden_run(const unsigned char *p, size_t len, size_t i,
                          size_t hide_from, size_t hide_to)
 {
     size_t token_len = opt.token ? strlen(opt.token) : 0;
-    if (i >= hide_from && i < hide_to)
-        return hide_to - i;
+    if (i >= hide_from && i < hide_to) return hide_to - i;
     if (len - i >= 5 && memcmp(p + i, "seat-", 5) == 0)
         return len - i < SECRET_LEN ? len - i : SECRET_LEN;
     if (token_len > 0 && len - i >= token_len && memcmp(p + i, opt.token, token_len) == 0)
@@ -1402,10 +1364,8 @@ static const char *close_meaning(unsigned code)
         "reserved", "no code", "closed abnormally", "data that is not UTF-8",
         "policy violated", "message too big", "extension required", "server error"
     };
-    if (code >= 1000 && code <= 1011)
-        return names[code - 1000];
-    if (code == CLOSE_REPLACED)
-        return "its seat was taken by a new connection";
+    if (code >= 1000 && code <= 1011) return names[code - 1000];
+    if (code == CLOSE_REPLACED) return "its seat was taken by a new connection";
     return code == CLOSE_KICKED ? "closed by the teacher" : "an application's code";
 }
 
@@ -1475,8 +1435,7 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     }
     trace_frame(c, "<-", &d->fr, d->payload, from > start ? from - start : 0,
                 to > start ? to - start : 0);
-    if (opt.quiet)
-        return;
+    if (opt.quiet) return;
     if (upto < len && token_len > 0)
         show = upto >= token_len ? upto - (token_len - 1) : 0;
     text_escape(line, p, len, show < LOG_MESSAGE_MAX ? show : LOG_MESSAGE_MAX, from, to);
@@ -1498,8 +1457,7 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
 static void log_burst(const struct burst *b, int in_time)
 {
     char span[16] = "";
-    if (in_time)
-        snprintf(span, sizeof span, " in %d s", LOG_BURST_S);
+    if (in_time) snprintf(span, sizeof span, " in %d s", LOG_BURST_S);
     if (b->status == 0)
         log_line(NULL, "Admin refused %lu more times for %s%s: %s", b->more, b->addr, span, b->why);
     else
@@ -1531,8 +1489,7 @@ static void log_refusal(const char *unit, int status, const char *why, struct co
         log_line(NULL, "Admin refused for %s from %s: %s", c->key, unit, why);
     else
         log_line(NULL, "Request from %s refused: %d %s", unit, status, why);
-    if (c != NULL && c->log_credit >= cost)
-        c->log_credit -= cost;
+    if (c != NULL && c->log_credit >= cost) c->log_credit -= cost;
     *b = (struct burst){ "", why, status, srv.now_ms + LOG_BURST_S * 1000, 0 };
     snprintf(b->addr, sizeof b->addr, "%s", unit);
     timer_at(b->until_ms);
@@ -1550,8 +1507,7 @@ static void refusals_due(void)
             b->more = 0;
             b->until_ms = srv.now_ms + LOG_BURST_S * 1000;
         }
-        if (b->why != NULL)
-            timer_at(b->until_ms);
+        if (b->why != NULL) timer_at(b->until_ms);
     }
 }
 
@@ -1563,8 +1519,7 @@ static void refusals_due(void)
 static const char *json_escape_of(unsigned char c, char esc[7])
 {
     static const char named[] = "btn\0fr";
-    if (c >= 0x20 && c != '"' && c != '\\')
-        return NULL;
+    if (c >= 0x20 && c != '"' && c != '\\') return NULL;
     snprintf(esc, 7, "\\%c", c);
     if (c >= 8 && c <= 13 && named[c - 8] != 0)
         esc[1] = named[c - 8];
@@ -1583,8 +1538,7 @@ static int json_put(struct buf *b, struct span s)
         while (i + run < s.len && json_escape_of(s.p[i + run], esc) == NULL)
             run++;
         bad = buf_append(b, s.p + i, run);
-        if (bad == 0 && i + run < s.len)
-            bad = buf_puts(b, esc);
+        if (bad == 0 && i + run < s.len) bad = buf_puts(b, esc);
     }
     return bad < 0 || buf_append(b, "\"", 1) < 0 ? -1 : 0;
 }
@@ -1592,10 +1546,8 @@ static int json_put(struct buf *b, struct span s)
 /* Queue srv.reply for c (bad: memory ran short, so close c). 0, or -1. */
 static int reply_queue(struct conn *c, int bad)
 {
-    if (c->state != CONN_OPEN)
-        return -1;
-    if (!bad && queue_frame(c, OP_TEXT, srv.reply.data, srv.reply.len) == 0)
-        return 0;
+    if (c->state != CONN_OPEN) return -1;
+    if (!bad && queue_frame(c, OP_TEXT, srv.reply.data, srv.reply.len) == 0) return 0;
     conn_fail(c, CLOSE_INTERNAL_ERROR, "out of memory");
     return -1;
 }
@@ -1639,8 +1591,7 @@ static int may_push(struct conn *c, const struct request *r)
         why = "a push needs a \"text\" string";
     else if (r->field[F_REF].len > MAX_REF_LEN)
         why = "a \"ref\" is at most 16 bytes";
-    if (why != NULL)
-        reply_error(c, why);
+    if (why != NULL) reply_error(c, why);
     return why == NULL;
 }
 
@@ -1669,12 +1620,10 @@ static void announce_users(void)
 static struct seat *seat_by_key(struct span k)
 {
     struct conn *c = conn_by_key(k);
-    if (c != NULL)
-        return c->seat;
+    if (c != NULL) return c->seat;
     for (int i = 0; k.p != NULL && k.len == KEY_TEXT_LEN && i < MAX_CLIENTS; i++)
         for (int j = 0; srv.seats[i].number != 0 && j < SEAT_KEYS; j++)
-            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0)
-                return &srv.seats[i];
+            if (memcmp(srv.seats[i].keys[j], k.p, KEY_TEXT_LEN) == 0) return &srv.seats[i];
     return NULL;
 }
 
@@ -1696,8 +1645,7 @@ static int seats_in_order(struct seat *order[MAX_CLIENTS])
 {
     int n = 0;
     for (int i = 0; i < MAX_CLIENTS; i++)
-        if (srv.seats[i].number != 0)
-            order[n++] = &srv.seats[i];
+        if (srv.seats[i].number != 0) order[n++] = &srv.seats[i];
     qsort(order, (size_t)n, sizeof order[0], by_number);
     return n;
 }
@@ -1724,24 +1672,20 @@ static void log_roles(const char *prompt)
 {
     struct seat *order[MAX_CLIENTS];
     int64_t next = srv.table_ms + LOG_TABLE_S * 1000;
-    if (opt.quiet)
-        return;
-    if (prompt != NULL)
-        log_line("", "%s", prompt);
+    if (opt.quiet) return;
+    if (prompt != NULL) log_line("", "%s", prompt);
     if (srv.table_ms != 0 && srv.now_ms < next) {
         srv.table_due = 1;
         timer_at(next);
         return;
     }
-    if (prompt == NULL)
-        log_line("", "Current active connections");
+    if (prompt == NULL) log_line("", "Current active connections");
     int n = seats_in_order(order);
     log_line("", "{");
     for (int i = 0; i < n && i < LOG_TABLE_MAX; i++)
         log_line("", "  '%s': '%s'%s", order[i]->keys[0], seat_is_admin(order[i]) ? "admin"
                  : "user", i + 1 < n ? "," : "");
-    if (n > LOG_TABLE_MAX)
-        log_line("", "  ... %d more", n - LOG_TABLE_MAX);
+    if (n > LOG_TABLE_MAX) log_line("", "  ... %d more", n - LOG_TABLE_MAX);
     log_line("", "}");
     srv.table_due = 0;
     srv.table_ms = srv.now_ms;
@@ -1782,8 +1726,7 @@ static void seat_drop_pushes(struct seat *s, const char *why)
         log_line(NULL, "Seat #%lu: %d pushes not seen are lost: %s", s->number, s->n_pushes, why);
     while (s->n_pushes > 0)
         push_done(s, 0, "lost", why);
-    if (s->pushes != NULL)
-        srv.buffered -= MAX_SEAT_PUSHES * sizeof *s->pushes;
+    if (s->pushes != NULL) srv.buffered -= MAX_SEAT_PUSHES * sizeof *s->pushes;
     free(s->pushes);
     s->pushes = NULL;
 }
@@ -1809,13 +1752,11 @@ static void seat_leave(struct conn *c)
 {
     struct seat *s = c->seat;
     c->seat = NULL;
-    if (s == NULL)
-        return;
+    if (s == NULL) return;
     s->conn = NULL;
     s->away_ms = srv.now_ms;
     s->away_why = c->close_seen ? "closed" : "lost";
-    if (!c->close_seen)
-        seat_dropped(s);
+    if (!c->close_seen) seat_dropped(s);
     for (int i = 0; i < s->n_pushes && s->secret[0] != '\0'; i++) {
         if (s->pushes[i].sent)  /* not seen: it waits, and goes again */
             receipt(s->number, &s->pushes[i], "queued", NULL);
@@ -1831,10 +1772,8 @@ static void seat_leave(struct conn *c)
 /* Queue push p of seat s on its connection: "sent" (once). */
 static void push_send(struct seat *s, struct push *p)
 {
-    if (queue_frame(s->conn, OP_TEXT, p->json.data, p->json.len) < 0)
-        return;
-    if (!p->sent)
-        receipt(s->number, p, "sent", NULL);
+    if (queue_frame(s->conn, OP_TEXT, p->json.data, p->json.len) < 0) return;
+    if (!p->sent) receipt(s->number, p, "sent", NULL);
     p->sent = 1;
 }
 
@@ -1871,8 +1810,7 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
         push_done(s, 0, "lost", "more pushes waited than a seat keeps (64, or -s bytes)");
     if (s->pushes == NULL && (s->pushes = calloc(MAX_SEAT_PUSHES, sizeof *s->pushes)) != NULL)
         srv.buffered += MAX_SEAT_PUSHES * sizeof *s->pushes;
-    if (s->pushes == NULL)
-        return NULL;
+    if (s->pushes == NULL) return NULL;
     struct push *p = &s->pushes[s->n_pushes];
     push_start(p, from, r);
     snprintf(p->id, sizeof p->id, "%lu", ++srv.n_pushes);
@@ -1906,10 +1844,8 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
         receipt(number, &tutorial, "lost", "out of memory");
         return "failed";        /* its page reads on: it is not "lost" */
     }
-    if (s->conn != NULL)
-        push_send(s, p);
-    if (!p->sent)
-        receipt(number, p, "queued", NULL);
+    if (s->conn != NULL) push_send(s, p);
+    if (!p->sent) receipt(number, p, "queued", NULL);
     return p->sent ? "sent" : "queued";
 }
 
@@ -1917,8 +1853,7 @@ static const char *push_to(struct seat *s, struct conn *from, const struct reque
 static struct seat *seat_by_secret(struct span sent)
 {
     char slot[5] = "";
-    if (sent.p == NULL || sent.len != SECRET_LEN)
-        return NULL;
+    if (sent.p == NULL || sent.len != SECRET_LEN) return NULL;
     memcpy(slot, sent.p + 5, 4);
     unsigned long i = strtoul(slot, NULL, 16);
     struct seat *s = &srv.seats[i < MAX_CLIENTS ? i : 0];
@@ -1944,8 +1879,7 @@ static void seat_take(struct conn *c, struct seat *s)
     memcpy(s->host, c->host, 16);
     s->conn = c;
     c->seat = s;
-    if (fresh != NULL)
-        seat_free(fresh, "the page left");
+    if (fresh != NULL) seat_free(fresh, "the page left");
     for (int i = 0; i < s->n_pushes; i++)
         push_send(s, &s->pushes[i]);
     announce_users();
@@ -1973,8 +1907,7 @@ static void cmd_seat(struct conn *c, const struct request *r)
     unsigned char bits[16];
     char number[32];
     struct seat *s = seat_by_secret(r->field[F_SECRET]);
-    if (s == NULL)
-        s = c->seat;
+    if (s == NULL) s = c->seat;
     if (s->secret[0] == '\0' && random_bytes(bits, sizeof bits) < 0) {
         reply_error(c, "no seat: the server cannot read /dev/urandom now");
         return;
@@ -1989,8 +1922,7 @@ static void cmd_seat(struct conn *c, const struct request *r)
     int bad = buf_puts(b, "{\"resp\":\"seat\",\"number\":") < 0 || buf_puts(b, number) < 0 ||
               json_put(b, cspan(s->name)) < 0 || buf_puts(b, ",\"secret\":\"") < 0 ||
               buf_puts(b, s->secret) < 0 || buf_puts(b, "\"}") < 0;
-    if (reply_queue(c, bad) == 0 && s != c->seat)
-        seat_take(c, s);
+    if (reply_queue(c, bad) == 0 && s != c->seat) seat_take(c, s);
 }
 
 /* {"req":"seen","id":I}: the page has shown push I: it is done. */
@@ -2011,8 +1943,7 @@ static void seats_due(void)
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         int64_t end = s->away_ms + (int64_t)opt.grace_s * 1000;
-        if (s->number == 0 || s->conn != NULL)
-            continue;
+        if (s->number == 0 || s->conn != NULL) continue;
         if (srv.now_ms < end) {
             timer_at(end);
             continue;
@@ -2028,8 +1959,7 @@ static void cmd_push_all(struct conn *c, const struct request *r)
 {
     int n[3] = { 0, 0, 0 };     /* sent, queued, lost */
     char note[120];
-    if (!may_push(c, r))
-        return;
+    if (!may_push(c, r)) return;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
@@ -2150,8 +2080,7 @@ static int reply_users(struct conn *c)
             strftime(away, 40, ",\"away\":\"%Y-%m-%dT%H:%M:%SZ\"", gmtime_r(&gone, &tm));
         if (s->conn == NULL)
             snprintf(away + strlen(away), 40, ",\"why\":\"%s\"", s->away_why);
-        if (n_drops > 0)
-            snprintf(drops, sizeof drops, ",\"drops\":%d", n_drops);
+        if (n_drops > 0) snprintf(drops, sizeof drops, ",\"drops\":%d", n_drops);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&s->since, &tm));
         snprintf(head, sizeof head, "%s{\"key\":\"%s\",\"number\":%lu,\"name\":",
                  i == 0 ? "" : ",", s->keys[0], s->number);
@@ -2168,18 +2097,15 @@ static int reply_users(struct conn *c)
 static int list_due(struct conn *c)
 {
     int64_t at = c->list_ms + LIST_INTERVAL_MS;
-    if (!c->list_due)
-        return 0;
+    if (!c->list_due) return 0;
     if (srv.now_ms < at) {
         timer_at(at);           /* conn_timers() puts c back in the set */
         return 0;
     }
-    if (c->out.len > 0)
-        return 1;
+    if (c->out.len > 0) return 1;
     c->list_due = 0;
     c->list_ms = srv.now_ms;
-    if (c->state == CONN_OPEN && !srv.stopping)
-        reply_users(c);
+    if (c->state == CONN_OPEN && !srv.stopping) reply_users(c);
     return 0;
 }
 /* ================ 15. The tutorial's requests [first reading] ===============
@@ -2191,8 +2117,7 @@ static int list_due(struct conn *c)
  * (section 16), and gets every key with its role. */
 static void cmd_get_connections(struct conn *c, const struct request *r)
 {
-    if (!may_be_admin(c, r))
-        return;
+    if (!may_be_admin(c, r)) return;
     int was_user = c->role == ROLE_USER;
     c->role = ROLE_ADMIN;
     reply_roles(c);
@@ -2206,8 +2131,7 @@ static void cmd_get_connections(struct conn *c, const struct request *r)
  * (section 14): now, or when its user is back. */
 static void cmd_push_a_user(struct conn *c, const struct request *r)
 {
-    if (!may_push(c, r))
-        return;
+    if (!may_push(c, r)) return;
     struct seat *user = seat_by_key(r->field[F_USERKEY]);
     const char *state = user ? push_to(user, c, r) : "gone";
     if (strcmp(state, "gone") == 0) {
@@ -2264,8 +2188,7 @@ static void on_message(struct conn *c, int opcode, const unsigned char *p, size_
         return;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
-        if (!span_is(r.field[F_REQ], commands[i].req))
-            continue;
+        if (!span_is(r.field[F_REQ], commands[i].req)) continue;
         if (commands[i].admin_only && c->role != ROLE_ADMIN) {
             snprintf(why, sizeof why, "only an admin may %s; send \"get connections\" first",
                      commands[i].req);
@@ -2312,8 +2235,7 @@ static int host_is_loopback(struct span h)
     size_t start = h.len > 0 && h.p[0] == '[', n = start;
     while (n < h.len && h.p[n] != (start ? ']' : ':'))
         n++;
-    if (n - start == 0 || n - start >= sizeof host || (start && n == h.len))
-        return 0;
+    if (n - start == 0 || n - start >= sizeof host || (start && n == h.len)) return 0;
     memcpy(host, h.p + start, n - start);
     host[n - start] = '\0';
     return span_ieq((const unsigned char *)host, n - start, "localhost") || addr_is_loopback(host);
@@ -2338,10 +2260,8 @@ static void parse_header_extra(struct span name, struct span v, struct http_requ
     int xff = span_ieq(name.p, name.len, "x-forwarded-for");
     for (size_t pos = 0; span_ieq(name.p, name.len, "sec-websocket-protocol") &&
          list_next(v, &pos, &item);)
-        if (item.len > 5 && memcmp(item.p, "seat-", 5) == 0)
-            r->secret = item;
-    if (xff)
-        r->forwarded = v;
+        if (item.len > 5 && memcmp(item.p, "seat-", 5) == 0) r->secret = item;
+    if (xff) r->forwarded = v;
     r->proxied |= xff || span_ieq(name.p, name.len, "x-real-ip") ||
                   span_ieq(name.p, name.len, "forwarded");
 }
@@ -2351,8 +2271,7 @@ static int addr_is_named_proxy(const char *addr)
 {
     unsigned char a[16], x[16];
     for (int i = 0; i < opt.n_proxies && addr_bin(addr, a) != 0; i++)
-        if (addr_bin(opt.proxies[i], x) != 0 && memcmp(a, x, 16) == 0)
-            return 1;
+        if (addr_bin(opt.proxies[i], x) != 0 && memcmp(a, x, 16) == 0) return 1;
     return 0;
 }
 
@@ -2374,14 +2293,11 @@ static int forwarded_addr(struct span v, char out[ADDR_LEN])
         while (start > 0 && v.p[start - 1] != ',')
             start--;
         struct span item = span_trim(span_of(v.p + start, end - start));
-        if (item.len == 0 || item.len >= ADDR_LEN)
-            return -1;
+        if (item.len == 0 || item.len >= ADDR_LEN) return -1;
         memcpy(out, item.p, item.len);
         out[item.len] = '\0';
-        if (addr_bin(out, bin) == 0)
-            return -1;
-        if (start == 0 || !addr_is_named_proxy(out))
-            return 0;
+        if (addr_bin(out, bin) == 0) return -1;
+        if (start == 0 || !addr_is_named_proxy(out)) return 0;
         end = start - 1;
     }
 }
@@ -2392,8 +2308,7 @@ static int addr_is_neighbour(const unsigned char a[16])
 {
     struct ifaddrs *all;
     int found = 0;
-    if (getifaddrs(&all) < 0)
-        return 0;
+    if (getifaddrs(&all) < 0) return 0;
     for (struct ifaddrs *i = all; i != NULL && !found; i = i->ifa_next) {
         if (i->ifa_addr == NULL || i->ifa_netmask == NULL || i->ifa_addr->sa_family != AF_INET6)
             continue;
@@ -2446,8 +2361,7 @@ static struct tally *tally_of(struct tally *t, size_t n, const unsigned char hos
             t[i] = (struct tally){ { 0 }, round, 0, 0, 0, 0 };
             memcpy(t[i].host, host, 16);
         }
-        if (memcmp(t[i].host, host, 16) == 0)
-            return &t[i];
+        if (memcmp(t[i].host, host, 16) == 0) return &t[i];
     }
 }
 
@@ -2560,8 +2474,7 @@ static struct tally *holder_of_most(int by_seats)
     srv.rounds++;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         const struct seat *s = &srv.seats[i];
-        if (s->number == 0)
-            continue;
+        if (s->number == 0) continue;
         t = tally_of(srv.holdings, n, s->host, srv.rounds);
         t->seats++;
         t->away += s->conn == NULL;
@@ -2574,8 +2487,7 @@ static struct tally *holder_of_most(int by_seats)
                 c->in.cap + c->out.cap + c->dec.msg.cap;
     }
     for (t = srv.holdings; t < srv.holdings + n; t++) {
-        if (t->round != srv.rounds || (by_seats && t->away == 0))
-            continue;
+        if (t->round != srv.rounds || (by_seats && t->away == 0)) continue;
         if (most == NULL || (by_seats ? t->seats > most->seats : t->bytes > most->bytes))
             most = t;
     }
@@ -2589,8 +2501,7 @@ static int seats_of(const unsigned char host[16], struct seat **oldest)
     *oldest = NULL;
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
-        if (s->number == 0 || memcmp(s->host, host, 16) != 0)
-            continue;
+        if (s->number == 0 || memcmp(s->host, host, 16) != 0) continue;
         n++;
         if (s->conn == NULL && (*oldest == NULL || s->away_ms < (*oldest)->away_ms))
             *oldest = s;
@@ -2608,15 +2519,12 @@ static struct seat *seat_for(const unsigned char host[16], const char **why)
     struct seat *mine, *theirs;
     int n = seats_of(host, &mine);
     *why = "that address holds -c seats";
-    if (opt.max_per_addr > 0 && n >= opt.max_per_addr)
-        return mine;
+    if (opt.max_per_addr > 0 && n >= opt.max_per_addr) return mine;
     for (int i = 0; i < MAX_CLIENTS; i++)
-        if (srv.seats[i].number == 0)
-            return &srv.seats[i];
+        if (srv.seats[i].number == 0) return &srv.seats[i];
     *why = "the table of seats is full";
     struct tally *most = holder_of_most(1);
-    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0)
-        return theirs;
+    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0) return theirs;
     return mine;
 }
 
@@ -2637,8 +2545,7 @@ static struct seat *handshake_allowed(struct conn *c, const struct http_request 
         conn_set_addr(c, fwd);
     struct seat *s = seat_by_secret(r->secret);
     *why = NULL;
-    if (s == NULL)
-        s = seat_for(c->host, why);
+    if (s == NULL) s = seat_for(c->host, why);
     if (!listed)
         http_error(c, 403, "origin not allowed");
     else if (seat_by_key(r->ws_key) != NULL)
@@ -2660,10 +2567,8 @@ static struct penalty *penalty_of(const unsigned char host[16])
     for (int i = 0; i < PENALTY_SLOTS; i++) {
         struct penalty *p = &srv.penalties[i];
         int stale = srv.now_ms >= p->until_ms + MAX_PENALTY_S * 1000;
-        if (p->failures > 0 && !stale && memcmp(p->host, host, 16) == 0)
-            return p;
-        if (spare == NULL && (p->failures == 0 || stale))
-            spare = p;
+        if (p->failures > 0 && !stale && memcmp(p->host, host, 16) == 0) return p;
+        if (spare == NULL && (p->failures == 0 || stale)) spare = p;
     }
     return spare;
 }
@@ -2705,10 +2610,8 @@ static int may_be_admin(struct conn *c, const struct request *r)
           "(or the server must be started with -t TOKEN)";
     log_refusal(addr_unit(c->addr, c->host, unit), 0, why, c);
     reply_error(c, why);
-    if (!guess)
-        return 0;
-    if (!known)
-        *p = (struct penalty){ { 0 }, 0, 0 };
+    if (!guess) return 0;
+    if (!known) *p = (struct penalty){ { 0 }, 0, 0 };
     memcpy(p->host, c->host, 16);
     int wait_s = p->failures < 6 ? 1 << p->failures : MAX_PENALTY_S;
     p->until_ms = srv.now_ms + (int64_t)wait_s * 1000;
@@ -2728,10 +2631,8 @@ static void shed_load(void)
 {
     for (int fd = 0; fd <= srv.max_fd && srv.buffered - srv.reply.cap > opt.max_buffered; fd++) {
         struct conn *c = &srv.conns[fd];
-        if (c->in.len == 0)
-            buf_free(&c->in);
-        if (c->out.len == 0)
-            buf_free(&c->out);
+        if (c->in.len == 0) buf_free(&c->in);
+        if (c->out.len == 0) buf_free(&c->out);
         if (c->dec.msg_opcode == 0)     /* no message being put together */
             buf_free(&c->dec.msg);
     }
@@ -2750,8 +2651,7 @@ static void shed_load(void)
             seat_drop_pushes(s, "the server's memory budget (-M) was spent");
             dropped = 1;
         }
-        if (dropped)
-            continue;
+        if (dropped) continue;
         for (int fd = 0; most != NULL && fd <= srv.max_fd; fd++) {
             struct conn *c = &srv.conns[fd];
             size_t bytes = c->in.cap + c->out.cap + c->dec.msg.cap;
@@ -2760,8 +2660,7 @@ static void shed_load(void)
                 held = bytes;
             }
         }
-        if (big == NULL)
-            return;
+        if (big == NULL) return;
         log_line(NULL, "Over the memory budget (-M): dropping %zu bytes of %s", held, big->addr);
         if (big->state == CONN_OPEN && big->out.cap <= big->in.cap + big->dec.msg.cap) {
             buf_free(&big->in);
@@ -2805,8 +2704,7 @@ static struct conn *conn_open(int fd, const char *addr)
 static void conn_leave(struct conn *c)
 {
     srv.n_pending -= c->state == CONN_HANDSHAKE;
-    if (c->state != CONN_OPEN)
-        return;
+    if (c->state != CONN_OPEN) return;
     lookup_remove(c);
     srv.n_open--;
     c->state = CONN_CLOSING;
@@ -2855,8 +2753,7 @@ static void ws_open(struct conn *c, const struct http_request *r)
     unsigned char digest[SHA1_DIGEST_LEN];
     const char *why;
     struct seat *seat = handshake_allowed(c, r, &why);  /* section 16 */
-    if (seat == NULL)
-        return;
+    if (seat == NULL) return;
     ws_accept(r->ws_key, accept_key, digest);
     int n = snprintf(answer, sizeof answer,
                      "HTTP/1.1 101 Switching Protocols\r\n"
@@ -2916,8 +2813,7 @@ static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
     d->ready = 0;
     if (!d->in_frame) {
         enum parse r = frame_parse(p, len, &d->fr, f);
-        if (r != PARSE_DONE)
-            return r;
+        if (r != PARSE_DONE) return r;
         if (d->fr.opcode < OP_CLOSE && frame_start_data(d, f) != PARSE_DONE)
             return PARSE_FAIL;
         pos = d->fr.head_len;
@@ -2940,10 +2836,8 @@ static enum parse frame_decode(struct decoder *d, unsigned char *p, size_t len,
     /* §8.1: fail fast, at the first byte that cannot be UTF-8. */
     if (data && d->msg_opcode == OP_TEXT && utf8_check(&d->utf8, dst, n) < 0)
         return fail(f, CLOSE_BAD_DATA, "text is not valid UTF-8");
-    if (d->got < d->fr.len)
-        return PARSE_MORE;
-    if (!whole && !data)
-        return frame_done(d, d->ctl, f);
+    if (d->got < d->fr.len) return PARSE_MORE;
+    if (!whole && !data) return frame_done(d, d->ctl, f);
     if (!whole && d->fr.len == 0)
         return frame_done(d, src, f);           /* nothing to point into */
     if (!whole)                                 /* its data ends d->msg */
@@ -2973,8 +2867,7 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             return pos;         /* (section 16): the rest waits for the next */
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
         pos += used;
-        if (r == PARSE_MORE)
-            return pos;
+        if (r == PARSE_MORE) return pos;
         if (r == PARSE_FAIL && f.code == CLOSE_TOO_BIG && d->fr.len <= opt.max_message)
             c->due_why = f.why;         /* close when the message ends */
         if (r == PARSE_FAIL)
@@ -3126,16 +3019,14 @@ static void conn_send_close(struct conn *c, unsigned code, const char *why)
     payload[1] = (unsigned char)code;
     memcpy(payload + 2, why, n > 2 ? n - 2 : 0);
     queue_frame(c, OP_CLOSE, payload, n);
-    if (c->state != CONN_CLOSING)
-        conn_closing(c);
+    if (c->state != CONN_CLOSING) conn_closing(c);
 }
 
 /* Send the close 1009 that waited for the end of a message over -m: a
  * browser told to stop while still sending calls the close unclean. */
 static void close_when_due(struct conn *c)
 {
-    if (c->due_why != NULL)
-        conn_send_close(c, CLOSE_TOO_BIG, c->due_why);
+    if (c->due_why != NULL) conn_send_close(c, CLOSE_TOO_BIG, c->due_why);
     c->due_why = NULL;
 }
 
@@ -3153,8 +3044,7 @@ static size_t conn_skip_frames(struct conn *c, const unsigned char *p, size_t le
         if (c->skip == 0 && c->dec.fr.fin && c->dec.fr.opcode < OP_CLOSE)
             close_when_due(c);          /* the message has ended */
         enum parse r = frame_parse(p + pos, len - pos, &fr, &f);
-        if (r == PARSE_MORE)
-            return pos;
+        if (r == PARSE_MORE) return pos;
         c->dec.fr = fr;
         c->close_seen = r == PARSE_FAIL || fr.opcode == OP_CLOSE;
         c->skip = r == PARSE_DONE ? fr.len : 0;
@@ -3168,8 +3058,7 @@ static size_t conn_skip_frames(struct conn *c, const unsigned char *p, size_t le
  * a message over -m ends, for a 1009); goodbyes take it from there. */
 static void conn_fail(struct conn *c, int code, const char *why)
 {
-    if (c->state != CONN_OPEN)
-        return;
+    if (c->state != CONN_OPEN) return;
     if (!opt.quiet || code < CLOSE_KICKED)  /* 4000, 4001: events, not faults */
         log_line(NULL, "Closing %s (%s): %d %s", c->key, c->addr, code, why);
     trace(c, "failing: close %d (%s): %s", code, close_meaning((unsigned)code), why);
@@ -3216,27 +3105,22 @@ static enum parse url_to_path(struct span t, char *out, size_t cap, struct failu
     size_t len = 0, o = 0;
     while (len < t.len && t.p[len] != '?' && t.p[len] != '#')
         len++;
-    if (len == 0 || t.p[0] != '/')
-        return fail(f, 400, "expected a path starting with /");
+    if (len == 0 || t.p[0] != '/') return fail(f, 400, "expected a path starting with /");
     for (size_t i = 1; i < len; i++) {
         int c = t.p[i], encoded = c == '%';
         int hi = encoded && i + 2 < len ? hex_value(t.p[i + 1]) : -1;
         int lo = encoded && i + 2 < len ? hex_value(t.p[i + 2]) : -1;
-        if (encoded && (hi < 0 || lo < 0))
-            return fail(f, 400, "bad %-escape in the path");
+        if (encoded && (hi < 0 || lo < 0)) return fail(f, 400, "bad %-escape in the path");
         c = encoded ? hi * 16 + lo : c;
         i += encoded ? 2 : 0;
         /* An encoded slash or NUL has no honest use in a file name. */
         if (c == 0 || (encoded && c == '/'))
             return fail(f, 403, "encoded / or NUL in the path");
-        if (c == '\\')
-            return fail(f, 403, "backslash in the path");
+        if (c == '\\') return fail(f, 403, "backslash in the path");
         if (c == '.' && (o == 0 || out[o - 1] == '/'))     /* ".", ".." and .git */
             return fail(f, 403, "path segments may not start with a dot");
-        if (c == '/' && (o == 0 || out[o - 1] == '/'))
-            continue;
-        if (o + sizeof "index.html" >= cap)
-            return fail(f, 404, "path too long");
+        if (c == '/' && (o == 0 || out[o - 1] == '/')) continue;
+        if (o + sizeof "index.html" >= cap) return fail(f, 404, "path too long");
         out[o++] = (char)c;
     }
     if (o == 0 || out[o - 1] == '/')            /* a folder: its index.html */
@@ -3252,13 +3136,11 @@ static enum parse file_read(const char *path, struct buf *body, struct failure *
     char real[PATH_MAX];
     struct stat st;
     size_t root_len = strlen(opt.www);
-    if (realpath(path, real) == NULL)
-        return fail(f, 404, "no such page");
+    if (realpath(path, real) == NULL) return fail(f, 404, "no such page");
     if (strncmp(real, opt.www, root_len) != 0 || real[root_len] != '/')
         return fail(f, 403, "that file lies outside the www folder");
     int fd = open(real, O_RDONLY);
-    if (fd < 0)
-        return fail(f, 404, "no such page");
+    if (fd < 0) return fail(f, 404, "no such page");
     enum parse r = PARSE_DONE;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         r = fail(f, 404, "no such page");
@@ -3288,8 +3170,7 @@ static const char *content_type(const char *path)
     };
     const char *dot = strrchr(path, '.');
     for (size_t i = 0; dot != NULL && i < sizeof types / sizeof types[0]; i++)
-        if (strcmp(dot, types[i][0]) == 0)
-            return types[i][1];
+        if (strcmp(dot, types[i][0]) == 0) return types[i][1];
     return "application/octet-stream";
 }
 
@@ -3302,8 +3183,7 @@ static void serve_file(struct conn *c, const struct http_request *r)
     size_t from, to;
     query_of(r->target, &from, &to);
     text_escape(line, r->target.p, r->target.len, LOG_MESSAGE_MAX, from, to);
-    if (!opt.quiet)
-        log_line("", "Received request for %s", line);
+    if (!opt.quiet) log_line("", "Received request for %s", line);
     enum parse p = opt.www ? url_to_path(r->target, rel, sizeof rel, &f)
                            : fail(&f, 404, "no such page");
     snprintf(path, sizeof path, "%s/%s", opt.www ? opt.www : "", p == PARSE_DONE ? rel : "");
@@ -3330,8 +3210,7 @@ static int64_t conn_timers(struct conn *c)
     int64_t now = srv.now_ms, stall = c->progress_ms + SEND_TIMEOUT_S * 1000;
     int64_t ping = c->last_heard_ms + (int64_t)opt.ping_interval_s * 1000;
     int64_t pong = c->ping_sent_ms + (int64_t)opt.pong_timeout_s * 1000;
-    if (c->state != CONN_OPEN && now < c->deadline_ms)
-        return c->deadline_ms;
+    if (c->state != CONN_OPEN && now < c->deadline_ms) return c->deadline_ms;
     if (c->due_why != NULL) {           /* the message never ended */
         close_when_due(c);
         c->deadline_ms = now + CLOSE_TIMEOUT_S * 1000;
@@ -3361,8 +3240,7 @@ static int64_t conn_timers(struct conn *c)
         queue_frame(c, OP_PING, "", 0);
     }
     int64_t next = c->ping_sent_ms != 0 ? pong : ping;
-    if (c->out.len > 0 && stall < next)
-        next = stall;
+    if (c->out.len > 0 && stall < next) next = stall;
     if (c->list_due && now >= c->list_ms + LIST_INTERVAL_MS)
         FD_SET(c->fd, &srv.write_fds);  /* its list may go (conn_flush()) */
     else if (c->list_due && c->list_ms + LIST_INTERVAL_MS < next)
@@ -3376,11 +3254,9 @@ static void timers(void)
     srv.next_timer_ms = 0;
     refusals_due();
     seats_due();
-    if (srv.table_due)
-        log_roles(NULL);
+    if (srv.table_due) log_roles(NULL);
     for (int fd = 0; fd <= srv.max_fd; fd++)
-        if (srv.conns[fd].state != CONN_FREE)
-            timer_at(conn_timers(&srv.conns[fd]));
+        if (srv.conns[fd].state != CONN_FREE) timer_at(conn_timers(&srv.conns[fd]));
 }
 
 /* ============== 20. The command line and start-up [second reading] ==========
@@ -3424,7 +3300,7 @@ static void usage(FILE *out)
 "             passing leftwards over entries that are -x proxies\n"
 "  -A         anyone may become admin, as in the tutorial (unsafe)\n"
 "  -e         raw echo: echo every message verbatim, no JSON\n"
-"  -q         quiet: start-up, refusals, warnings and errors only (no lines\n"
+"  -q         quiet: start-up, shutdown, refusals, warnings, errors (no lines\n"
 "             for messages, connections, seats, role tables, 4000/4001)\n"
 "  -v         trace every step of the protocol\n"
 "  -h, --help this help; --version, the version\n"
@@ -3462,8 +3338,7 @@ static void die(int status, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    if (status == 2)
-        usage(stderr);
+    if (status == 2) usage(stderr);
     exit(status);
 }
 
@@ -3490,8 +3365,7 @@ static const char *address_arg(int flag, const char *s)
 /* Add a value of -o or -x to its list, or exit 2. */
 static void list_arg(const char **list, int *n, int max, const char *value)
 {
-    if (*n == max)
-        die(2, "too many -o or -x values: %s", value);
+    if (*n == max) die(2, "too many -o or -x values: %s", value);
     list[(*n)++] = value;
 }
 
@@ -3549,8 +3423,7 @@ static void parse_options(int argc, char **argv)
         default:  usage(stderr); exit(2);
         }
     }
-    if (optind < argc)
-        die(2, "unexpected argument: %s", argv[optind]);
+    if (optind < argc) die(2, "unexpected argument: %s", argv[optind]);
     if (opt.token != NULL && strcmp(opt.token, "random") == 0)
         opt.token = make_token();
     for (const char *t = opt.token; t != NULL && *t != '\0'; t++)
@@ -3570,8 +3443,7 @@ static void find_www(void)
     static char real[PATH_MAX];
     struct stat st;
     const char *www = opt.www;
-    if (www == NULL && stat("www", &st) == 0 && S_ISDIR(st.st_mode))
-        www = "www";
+    if (www == NULL && stat("www", &st) == 0 && S_ISDIR(st.st_mode)) www = "www";
     if (www == NULL && stat(WWW_INSTALLED, &st) == 0 && S_ISDIR(st.st_mode))
         www = WWW_INSTALLED;
     if (www != NULL && (realpath(www, real) == NULL || stat(real, &st) < 0 ||
@@ -3599,8 +3471,7 @@ static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2])
     if (!on_every_address() && !addr_is_loopback(opt.bind_addr))
         snprintf(hosts[n++], sizeof hosts[0], strchr(opt.bind_addr, ':') ? "[%s]" : "%s",
                  opt.bind_addr);
-    if (!on_every_address() || getifaddrs(&all) < 0)
-        return n;
+    if (!on_every_address() || getifaddrs(&all) < 0) return n;
     for (struct ifaddrs *a = all; a != NULL && n < MAX_ADDRESSES; a = a->ifa_next) {
         int live = (a->ifa_flags & IFACE_LIVE) == IFACE_LIVE && a->ifa_addr != NULL;
         int v6 = live && a->ifa_addr->sa_family == AF_INET6;
@@ -3627,8 +3498,7 @@ static void print_urls(void)
     int n = machine_hosts(hosts), made = opt.token == srv.random_token;
     if (!on_every_address() && strcmp(opt.bind_addr, "127.0.0.1") != 0)
         snprintf(host, sizeof host, strchr(opt.bind_addr, ':') ? "[%s]" : "%s", opt.bind_addr);
-    if (made)
-        snprintf(query, sizeof query, "?token=%s", opt.token);
+    if (made) snprintf(query, sizeof query, "?token=%s", opt.token);
     if (opt.www == NULL && opt.port != DEFAULT_PORT)
         snprintf(query + strlen(query), sizeof query - strlen(query), "%sws=ws://%s:%d/",
                  made ? "&" : "?", host, opt.port);
@@ -3654,8 +3524,7 @@ static void print_urls(void)
                  opt.token && !made ? ", and types the token of -t" : "");
     if (opt.anyone_admin)
         log_line(NULL, "WARNING: -A: anyone who connects may become admin and push to every user");
-    if (opt.www != NULL)
-        log_line(NULL, "Serving files from %s", opt.www);
+    if (opt.www != NULL) log_line(NULL, "Serving files from %s", opt.www);
 }
 
 /* sa's address (::ffff:a.b.c.d as a.b.c.d) and port as text. */
@@ -3676,8 +3545,7 @@ static void shed_client(void)
     log_line(NULL, "accept: %s; refusing a client", strerror(errno));
     close(srv.spare_fd);
     int fd = accept(srv.listen_fd, NULL, NULL);
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     srv.spare_fd = open("/dev/null", O_RDONLY);
 }
 
@@ -3725,8 +3593,7 @@ static void start_up(int argc, char **argv)
     if (random_bytes(&srv.seed, sizeof srv.seed) < 0)
         srv.seed = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ (uint64_t)clock_ms();
     srv.scratch = malloc(opt.max_message);
-    if (srv.scratch == NULL)
-        die(1, "out of memory for -m %zu", opt.max_message);
+    if (srv.scratch == NULL) die(1, "out of memory for -m %zu", opt.max_message);
     /* select() watches fds below FD_SETSIZE: make sure we may open that
      * many, and keep one spare to shed clients when we run out. */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < FD_SETSIZE) {
@@ -3746,7 +3613,8 @@ static void start_up(int argc, char **argv)
 }
 /* =============== 21. The select() loop and main [first reading] ==============
  * The tutorial's walkthrough, in C: 1. socket(), 2. bind(), 3. listen(),
- * then 4. accept() each client. One loop waits in select() until some
+ * then 4. accept() each client. One loop waits in pselect() (select(),
+ * with signals let in only while it waits: wait_ready()) until some
  * socket is readable (a new client, a request, a frame) or writable (room
  * for our replies), or a timer is due; handles what is ready; and goes
  * round again. No client can stall another: every socket is non-blocking. */
@@ -3765,7 +3633,7 @@ static int open_socket(struct addrinfo **ai)
     for (int family = opt.bind_addr ? AF_UNSPEC : AF_INET6; fd < 0; family = AF_INET) {
         hints.ai_family = family;
         if (getaddrinfo(opt.bind_addr, port, &hints, ai) != 0)
-            die(1, "-b %s: not an IPv4 or IPv6 address", opt.bind_addr);
+            die(1, "no address to listen on (-b %s)", opt.bind_addr ? opt.bind_addr : "none");
         fd = socket((*ai)->ai_family, SOCK_STREAM, 0);
         if (fd < 0 && (family != AF_INET6 || opt.bind_addr != NULL))
             die(1, "socket: %s", strerror(errno));
@@ -3775,22 +3643,20 @@ static int open_socket(struct addrinfo **ai)
     return fd;
 }
 
-/* Wait in select() until a socket is ready or wake_ms (0: no timer), and
- * read the clock. 0, or -1 if select() failed (a signal, say). */
+/* Wait in pselect() until a socket is ready or wake_ms (0: no timer), and
+ * read the clock. 0, or -1 if the wait failed (a signal, say). */
 static int wait_ready(int64_t wake_ms, fd_set *rfds, fd_set *wfds)
 {
     int64_t ms = wake_ms > srv.now_ms ? wake_ms - srv.now_ms : 0;
     struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000 * 1000000) };
     *rfds = srv.read_fds;
     *wfds = srv.write_fds;
-    /* pselect() is select() that lets SIGINT and SIGTERM in only while it
-     * waits: one that comes while we work waits for it, and ends it at
-     * once. (With select(), it could come just before the wait, and be
-     * seen only when a client next spoke.) */
+    /* SIGINT and SIGTERM come in only here, and end the wait at once: with
+     * select(), one just before the wait would wait for a client to speak. */
     int ready = pselect(srv.max_fd + 1, rfds, wfds, NULL, wake_ms ? &ts : NULL, &srv.wait_mask);
     srv.now_ms = clock_ms();
     if (ready < 0 && errno != EINTR)
-        log_line(NULL, "select: %s", strerror(errno));
+        log_line(NULL, "pselect: %s", strerror(errno));
     return ready < 0 ? -1 : 0;
 }
 
@@ -3904,8 +3770,7 @@ static void serve(void)
         if (srv.stopping && (wake == 0 || stop_by < wake))
             wake = stop_by;
         log_flush(0);           /* the log, before the replies it tells of */
-        if (wait_ready(wake, &rfds, &wfds) < 0)
-            continue;
+        if (wait_ready(wake, &rfds, &wfds) < 0) continue;
         if (FD_ISSET(STDOUT_FILENO, &wfds))
             log_flush(0);
         if (srv.listen_fd >= 0 && FD_ISSET(srv.listen_fd, &rfds))
