@@ -38,8 +38,26 @@ def seats(*names):
     return ["python3", "tests/seats.py"] + list(names)
 
 
+def fairness(*names):
+    return ["python3", "tests/fairness.py"] + list(names)
+
+
 # name, [(text in wspush.c, its replacement)], [tests that must catch it]
 MUTANTS = [
+    ("no share of a pass: one address's frames are handled without bound",
+     [("if (share->frames == MAX_FRAMES_PER_PASS) {", "if (share->frames == -1) {")],
+     [fairness("test_echo_flood")]),
+    ("seats not counted by address: -c does not bound an address's seats",
+     [("if (opt.max_per_addr > 0 && n >= opt.max_per_addr) return mine;",
+       "if (opt.max_per_addr < 0) return mine;")],
+     [fairness("test_seat_cap")]),
+    ("the teacher's right token from this machine waits like any other",
+     [("(guess && c->local && token_matches(token, opt.token)))", "(0))")],
+     [fairness("test_teacher_table_full")]),
+    ("IPv6 neighbours on this machine's network counted by their /64",
+     [("if (addr_bin(addr, host) == 6 && !addr_is_neighbour(host))",
+       "if (addr_bin(addr, host) == 6)")],
+     [fairness("test_lan_sockets")]),
     ("get connections writes content before resp",
      [('bad = buf_puts(b, "{\\"resp\\":\\"get connections\\",\\"content\\":{") < 0;',
        'bad = buf_puts(b, "{\\"content\\":{") < 0;'),
@@ -71,8 +89,8 @@ MUTANTS = [
      [("fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags | O_NONBLOCK);", "(void)0;")],
      [limits("test_slow_log")]),
     ("X-Real-IP believed as well",
-     [('    if (xff)\n        r->forwarded = v;',
-       '    if (xff || span_ieq(name.p, name.len, "x-real-ip"))\n        r->forwarded = v;')],
+     [('    if (xff) r->forwarded = v;',
+       '    if (xff || span_ieq(name.p, name.len, "x-real-ip")) r->forwarded = v;')],
      [admin("test_forwarded")]),
     ("a running penalty given to a newcomer",
      [("if (spare == NULL && (p->failures == 0 || stale))", "if (spare == NULL)")],
