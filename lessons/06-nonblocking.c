@@ -383,7 +383,7 @@ static void send_roles(struct client *c, const char *prompt)
         send_frame(c, 1, reply, (size_t)(o - reply));
 }
 
-/* c leaves the table (if it was in it), as the tutorial logs it. */
+/* c leaves the table (if it was in it), logged by its key, not its address. */
 static void leave(struct client *c)
 {
     if (c->open) {
@@ -453,7 +453,7 @@ static void on_message(struct client *c, const char *p, size_t len)
 }
 
 /* Look at the frame at the start of c->buf. Returns its length once it is
- * all there (and acts on it), 0 while it is not, -1 if c was closed. */
+ * all there (and acts on it), 0 while it is not, -1 if c is now closing. */
 static long one_frame(struct client *c)
 {
     unsigned char *p = c->buf;

@@ -11,7 +11,7 @@
  *     its message and its queue hold what came, never what a length field
  *     claims; each has its limit (MAX_HEAD, MAX_FRAME, MAX_MESSAGE,
  *     MAX_OUT), and gives its memory back once empty. Lesson 6 set aside
- *     854 KB for each of its 16 places, used or not: 100 would take 85 MB.
+ *     854 KB for each of its 16 places, used or not: 100 would take 86 MB.
  *   - Messages in several frames (§5.4): a text frame, continuations, the
  *     last with FIN, gathered in msg; pings and closes may come between.
  *     Frames out of order: 1002; the pieces over MAX_MESSAGE: 1009.
@@ -481,7 +481,7 @@ static void send_roles(struct client *c, const char *prompt)
         send_frame(c, 1, reply, (size_t)(o - reply));
 }
 
-/* c leaves the table (if it was in it), as the tutorial logs it. */
+/* c leaves the table (if it was in it), logged by its key, not its address. */
 static void leave(struct client *c)
 {
     if (c->open) {
@@ -519,7 +519,7 @@ static void start_close(struct client *c)
     c->deadline = timer_at(now_ms() + CLOSE_TIME * 1000);
 }
 
-/* Say goodbye with a close frame that gives the code (lesson 4: a reason too). */
+/* Say goodbye with a close frame that gives the code (wspush.c: conn_fail()). */
 static void fail(struct client *c, unsigned code)
 {
     unsigned char payload[2] = { (unsigned char)(code >> 8), (unsigned char)code };
@@ -561,7 +561,7 @@ static void on_message(struct client *c, const char *p, size_t len)
 }
 
 /* Look at the frame at the start of c->in. Returns its length once it is
- * all there (and acts on it), 0 while it is not, -1 if c was closed. */
+ * all there (and acts on it), 0 while it is not, -1 if c is now closing. */
 static long one_frame(struct client *c)
 {
     unsigned char *p = c->in.data;
