@@ -501,6 +501,7 @@ struct conn {
     struct decoder dec;         /* frames into messages (section 4)     */
     int dirty;                  /* out grew: write it this pass         */
     int paused;                 /* not read until out drains            */
+    int backlog;                /* in holds frames for the next pass    */
     int64_t deadline_ms;        /* handshake or goodbye ends by then    */
     int64_t last_heard_ms;      /* when the peer last sent anything     */
     int64_t ping_sent_ms;       /* our unanswered ping, or 0            */
@@ -517,7 +518,6 @@ struct conn {
     unsigned long accepted;     /* accept() order, to drop the oldest   */
     int64_t progress_ms;        /* out was last empty, or moved -s/2    */
     size_t drained;             /* bytes written since progress_ms      */
-    int backlog;                /* in holds frames for the next pass    */
     int token_failures;         /* wrong admin tokens so far            */
     size_t log_credit;          /* log bytes its messages may still cost */
     int64_t names_ms;           /* its last second of "set name" began  */
@@ -535,6 +535,7 @@ static struct server {
     int n_pending;                      /* sockets in their handshake   */
     fd_set read_fds, write_fds;         /* what select() watches        */
     int max_fd, listen_fd;
+    unsigned long pass;                 /* passes of the loop so far    */
     int64_t now_ms;                     /* the clock, read once a pass  */
     int64_t next_timer_ms;              /* a timer is due then, or 0    */
     sigset_t wait_mask;                 /* signals let in while waiting */
@@ -552,7 +553,7 @@ static struct server {
     struct penalty penalties[PENALTY_SLOTS];
     struct tally shares[SHARE_SLOTS];   /* this pass's work, by address */
     struct tally holdings[2 * (MAX_CLIENTS + FD_SETSIZE)];  /* holder_of_most() */
-    unsigned long pass, rounds;         /* passes of the loop; of holdings */
+    unsigned long rounds;               /* holdings counted (16)        */
     struct burst refusals[REFUSAL_SLOTS];
     char log[LOG_BUFFER];               /* log lines stdout has not taken */
     size_t log_start, log_len;          /* ... they are log[start..len) */
@@ -905,12 +906,12 @@ struct http_request {
     struct span method, target;
     int minor;                  /* 1 for HTTP/1.1, 0 for HTTP/1.0      */
     struct span host, upgrade, ws_version, ws_key, origin;
-    struct span forwarded;      /* X-Forwarded-For: who the client is  */
-    struct span secret;         /* a seat's, offered as a subprotocol  */
-    int proxied;                /* it, X-Real-IP or Forwarded came     */
     int connection_upgrade;     /* some Connection header has "upgrade" */
     int offers_echo;            /* Sec-WebSocket-Protocol lists ours    */
     size_t head_len;            /* bytes up to and with the blank line  */
+    struct span forwarded;      /* (16) X-Forwarded-For: the client    */
+    struct span secret;         /* (16) a seat's, as a subprotocol     */
+    int proxied;                /* (16) it, X-Real-IP or Forwarded came */
 };
 
 enum http_kind { HTTP_UPGRADE, HTTP_FILE };
@@ -1041,9 +1042,9 @@ struct json {                   /* the scanner's place in the text      */
     struct request *r;
 };
 
-#define JSON_MALFORMED  1       /* failure codes; for WRONG_TYPE (a known */
-#define JSON_WRONG_TYPE 2       /* member that is not a string), why is   */
-#define JSON_SPACE      " \t\n\r"   /* the member's name             */
+#define JSON_MALFORMED  1       /* failure codes; for JSON_WRONG_TYPE (a  */
+#define JSON_WRONG_TYPE 2       /* known member not a string) f->why is it */
+#define JSON_SPACE      " \t\n\r"   /* JSON's white space            */
 
 static enum parse json_fail(struct json *j, struct failure *f, const char *why)
 {
@@ -1944,10 +1945,8 @@ static void seats_due(void)
         struct seat *s = &srv.seats[i];
         int64_t end = s->away_ms + (int64_t)opt.grace_s * 1000;
         if (s->number == 0 || s->conn != NULL) continue;
-        if (srv.now_ms < end) {
-            timer_at(end);
-            continue;
-        }
+        timer_at(end);          /* if it has passed, timers() comes again: harmless */
+        if (srv.now_ms < end) continue;
         log_event("Seat #%lu is gone: away for %d s", s->number, opt.grace_s);
         seat_free(s, "away longer than -g allows");
         announce_users();
@@ -2392,6 +2391,7 @@ static ssize_t read_share(struct conn *c, unsigned char *p, size_t room)
     }
     ssize_t n = read(c->fd, p, want < room ? want : room);
     share->bytes += n > 0 ? (size_t)n : 0;
+    c->log_credit += n > 0 ? 2 * (size_t)n : 0;     /* its log lines may cost that */
     return n;
 }
 
@@ -2741,7 +2741,8 @@ static int queue_frame(struct conn *c, int opcode, const void *p, size_t len)
         timer_at(srv.now_ms + SEND_TIMEOUT_S * 1000);
     c->dirty = 1;
     FD_SET(c->fd, &srv.write_fds);
-    trace_frame(c, "->", &(struct frame){ 1, opcode, { 0 }, len, head_len }, p, 0, 0);
+    trace_frame(c, "->", &(struct frame){ .fin = 1, .opcode = opcode, .len = len,
+                                          .head_len = head_len }, p, 0, 0);
     return 0;
 }
 
@@ -2869,7 +2870,7 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
         pos += used;
         if (r == PARSE_MORE) return pos;
         if (r == PARSE_FAIL && f.code == CLOSE_TOO_BIG && d->fr.len <= opt.max_message)
-            c->due_why = f.why;         /* close when the message ends */
+            c->due_why = f.why;         /* conn_fail(): 1009 once it ends */
         if (r == PARSE_FAIL)
             conn_fail(c, f.code, f.why);
         else
@@ -2910,7 +2911,7 @@ static void conn_input(struct conn *c, size_t len)
     if (c->state == CONN_CLOSING)
         pos += conn_skip_frames(c, p + pos, len - pos);
     c->in.len = 0;
-    if (c->state != CONN_OPEN)  /* a handler may have read it till now */
+    if (c->state != CONN_OPEN)  /* only now: on_message() read it till it returned */
         buf_free(&c->dec.msg);
     if (pos < len && buf_append(&c->in, p + pos, len - pos) < 0)
         conn_close(c);
@@ -2946,7 +2947,6 @@ static void conn_read(struct conn *c)
         memcpy(srv.read_buf, c->in.data, have);
     c->last_heard_ms = srv.now_ms;
     c->ping_sent_ms = 0;
-    c->log_credit += 2 * (size_t)n;     /* its log lines may cost that */
     if (!junk)
         conn_input(c, have + (size_t)n);
 }
@@ -3688,8 +3688,8 @@ static int listen_on(void)
 }
 
 /* Step 4: accept() the clients waiting, ACCEPT_BATCH at most. One whose
- * fd select() cannot watch, or whose address has -c sockets already,
- * hears 503 and is closed at once. */
+ * fd select() cannot watch, or whose address has -c sockets (but for a
+ * proxy's: counted at the handshake), hears 503 and is closed at once. */
 static void accept_clients(void)
 {
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -3723,8 +3723,7 @@ static int serve_ready(const fd_set *rfds, const fd_set *wfds)
     int more = 0, n = srv.max_fd + 1;
     srv.pass++;                 /* every address's share is whole again */
     for (int k = 0; k < n; k++) {
-        /* Each pass begins one socket further on, so that an address's
-         * share goes to each of its sockets in turn. */
+        /* one socket further on each pass: an address's share goes round */
         int fd = (int)((srv.pass + (unsigned long)k) % (unsigned long)n);
         struct conn *c = &srv.conns[fd];
         if (c->state == CONN_FREE || (!FD_ISSET(fd, rfds) && !c->backlog))
