@@ -465,7 +465,7 @@ struct penalty {                /* wrong admin tokens from an address   */
 struct tally {                  /* what one address did, or holds       */
     unsigned char host[16];     /* as addr_host() counts it             */
     unsigned long round;        /* the count it is of; older: slot free */
-    int frames, seats, away;    /* frames handled; seats, those away    */
+    int frames, seats;          /* frames handled; seats, here or away  */
     size_t bytes;               /* bytes read, or held                  */
 };
 struct burst {                  /* refusals of one address, one reason  */
@@ -515,6 +515,7 @@ struct conn {
     char addr[ADDR_LEN];        /* peer address, for logs and limits    */
     unsigned char host[16];     /* addr as addr_host() counts it (16)   */
     int local;                  /* may use the loopback admin rule      */
+    int own_page;               /* ... from a page of it: never capped  */
     unsigned long accepted;     /* accept() order, to drop the oldest   */
     int64_t progress_ms;        /* out was last empty, or moved -s/2    */
     size_t drained;             /* bytes written since progress_ms      */
@@ -633,6 +634,7 @@ static void conn_fail(struct conn *c, int code, const char *why);
 static void http_error(struct conn *c, int status, const char *why);
 static void serve_file(struct conn *c, const struct http_request *r);
 static int may_be_admin(struct conn *c, const struct request *r);
+static int shed_pushes(void);
 static void parse_header_extra(struct span name, struct span v, struct http_request *r);
 static int machine_hosts(char hosts[MAX_ADDRESSES][ADDR_LEN + 2]);
 
@@ -1274,15 +1276,13 @@ static void log_line(const char *prefix, const char *fmt, ...)
 static void log_open(void)
 {
     srv.stdout_flags = fcntl(STDOUT_FILENO, F_GETFL);
-    if (srv.stdout_flags >= 0)
-        fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags | O_NONBLOCK);
+    if (srv.stdout_flags >= 0) fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags | O_NONBLOCK);
 }
 
 /* Write what stdout takes of the log now; with wait (at exit), all of it. */
 static void log_flush(int wait)
 {
-    if (wait && srv.stdout_flags >= 0)
-        fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags);
+    if (wait && srv.stdout_flags >= 0) fcntl(STDOUT_FILENO, F_SETFL, srv.stdout_flags);
     while (srv.log_start < srv.log_len) {
         ssize_t n = write(STDOUT_FILENO, srv.log + srv.log_start, srv.log_len - srv.log_start);
         if (n <= 0 && (!wait || errno != EINTR)) break;
@@ -1383,8 +1383,7 @@ static void trace_frame(struct conn *c, const char *dir, const struct frame *fr,
     if (!opt.verbose)
         return;                 /* nothing is formatted for no one */
     for (size_t i = 0; i < shown; i++) {
-        if (hidden == 0)
-            hidden = hidden_run(p, (size_t)fr->len, i, hide_from, hide_to);
+        if (hidden == 0) hidden = hidden_run(p, (size_t)fr->len, i, hide_from, hide_to);
         if (hidden > 0)
             snprintf(hex + 3 * i, 4, " **");
         else
@@ -1446,7 +1445,8 @@ static void log_message(struct conn *c, const unsigned char *p, size_t len,
     else if (len > LOG_MESSAGE_MAX)
         snprintf(line + n, sizeof line - n, " (%zu bytes)", len);
     size_t cost = strlen("Received Message: \n") + strlen(line);
-    if (cost > c->log_credit) {
+    /* Past half of the buffer, message lines give way to the others'. */
+    if (cost > c->log_credit || srv.log_len - srv.log_start > LOG_BUFFER / 2) {
         srv.log_dropped++;
         return;
     }
@@ -1467,16 +1467,19 @@ static void log_burst(const struct burst *b, int in_time)
 }
 
 /* Log that unit (addr_unit()) was refused, with a status (0: admin) and
- * why, once a burst (from c's log credit, if c asked): the same within
- * LOG_BURST_S is counted, the count logged when the burst ends. */
+ * why, once a burst (from c's log credit, if c asked): more refusals of
+ * unit within LOG_BURST_S, for any reason, are counted, and the count
+ * logged, with the last reason, when the burst ends. */
 static void log_refusal(const char *unit, int status, const char *why, struct conn *c)
 {
     struct burst *b = NULL;
     size_t cost = 64 + strlen(why);     /* about the line's length */
     for (int i = 0; i < REFUSAL_SLOTS; i++) {
         struct burst *s = &srv.refusals[i];
-        if (s->why == why && strcmp(s->addr, unit) == 0) {
+        if (s->why != NULL && (s->status == 0) == (status == 0) && strcmp(s->addr, unit) == 0) {
             s->more++;
+            s->why = why;       /* the last reason, for the count's line */
+            s->status = status;
             return;
         }
         if (b == NULL || s->why == NULL || (b->why != NULL && s->until_ms < b->until_ms))
@@ -1501,8 +1504,7 @@ static void refusals_due(void)
 {
     for (int i = 0; i < REFUSAL_SLOTS; i++) {
         struct burst *b = &srv.refusals[i];
-        if (b->why != NULL && srv.now_ms >= b->until_ms && b->more == 0)
-            b->why = NULL;
+        if (b->why != NULL && srv.now_ms >= b->until_ms && b->more == 0) b->why = NULL;
         if (b->why != NULL && srv.now_ms >= b->until_ms) {
             log_burst(b, 1);
             b->more = 0;
@@ -1758,11 +1760,6 @@ static void seat_leave(struct conn *c)
     s->away_ms = srv.now_ms;
     s->away_why = c->close_seen ? "closed" : "lost";
     if (!c->close_seen) seat_dropped(s);
-    for (int i = 0; i < s->n_pushes && s->secret[0] != '\0'; i++) {
-        if (s->pushes[i].sent)  /* not seen: it waits, and goes again */
-            receipt(s->number, &s->pushes[i], "queued", NULL);
-        s->pushes[i].sent = 0;
-    }
     if (s->secret[0] != '\0' && !s->kicked && !srv.stopping)
         timer_at(s->away_ms + (int64_t)opt.grace_s * 1000);
     else
@@ -1803,7 +1800,7 @@ static struct push *push_keep(struct seat *s, struct conn *from, const struct re
     char tail[48];
     struct buf *b = &srv.reply;
     size_t len = r->field[F_TEXT].len;
-    if (seat_full(s, len) && s->conn != NULL) {
+    if (s->conn != NULL && (seat_full(s, len) || s->conn->out.len > opt.max_queue)) {
         log_line(NULL, "Peer %s is not reading: %d pushes not seen", s->conn->addr, s->n_pushes);
         conn_fail(s->conn, CLOSE_POLICY, "client is not reading its messages");
     }
@@ -1889,11 +1886,9 @@ static void seat_take(struct conn *c, struct seat *s)
 /* c takes seat s: back (why NULL), or as a new user, s's holder gone (why). */
 static void seat_attach(struct conn *c, struct seat *s, const char *why)
 {
-    if (why != NULL && s->number != 0) {
-        log_line(NULL, "Seat #%lu of %s is given up: %s", s->number, s->addr, why);
-        seat_free(s, "its seat was given to a newcomer");
-    }
     if (why != NULL) {
+        if (s->number != 0) log_event("Seat #%lu of %s is given up: %s", s->number, s->addr, why);
+        seat_free(s, "its seat was given to a newcomer");       /* if it was someone's */
         s->number = srv.next_number++;
         s->since = time(NULL);
     }
@@ -1962,6 +1957,7 @@ static void cmd_push_all(struct conn *c, const struct request *r)
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
+        if (srv.buffered > opt.max_buffered) shed_pushes();     /* each seat keeps a copy */
         n[0] += strcmp(state, "sent") == 0;
         n[1] += strcmp(state, "queued") == 0;
         n[2] += strcmp(state, "lost") == 0 || strcmp(state, "failed") == 0;
@@ -2216,7 +2212,8 @@ static int addr_bin(const char *addr, unsigned char a[16])
         a[11] = 0xff;
         return 4;
     }
-    return inet_pton(AF_INET6, addr, a) == 1 ? 6 : 0;
+    if (inet_pton(AF_INET6, addr, a) != 1) return 0;
+    return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0 ? 4 : 6;  /* ::ffff:a.b.c.d */
 }
 
 /* True if the address text names this machine: 127.0.0.0/8 or ::1. */
@@ -2327,8 +2324,7 @@ static int addr_is_neighbour(const unsigned char a[16])
  * is one /64), else by its /64 (a machine elsewhere may hold a whole one). */
 static void addr_host(const char *addr, unsigned char host[16])
 {
-    if (addr_bin(addr, host) == 6 && !addr_is_neighbour(host))
-        memset(host + 8, 0, 8);
+    if (addr_bin(addr, host) == 6 && !addr_is_neighbour(host)) memset(host + 8, 0, 8);
 }
 
 /* What addr_host() counts, as text for the log: addr, or "PREFIX::/64". */
@@ -2357,7 +2353,7 @@ static struct tally *tally_of(struct tally *t, size_t n, const unsigned char hos
 {
     for (size_t i = (size_t)(hash_of(host, 16) % n);; i = (i + 1) % n) {
         if (t[i].round != round) {
-            t[i] = (struct tally){ { 0 }, round, 0, 0, 0, 0 };
+            t[i] = (struct tally){ { 0 }, round, 0, 0, 0 };
             memcpy(t[i].host, host, 16);
         }
         if (memcmp(t[i].host, host, 16) == 0) return &t[i];
@@ -2371,7 +2367,7 @@ static struct tally *tally_of(struct tally *t, size_t n, const unsigned char hos
 static struct tally *share_of(const struct conn *c)
 {
     unsigned char key[16] = { 0 };
-    if (opt.max_per_addr > 0)
+    if (opt.max_per_addr > 0 && !c->own_page)
         memcpy(key, c->host, 16);
     else
         memcpy(key, &c->fd, sizeof c->fd);
@@ -2459,13 +2455,12 @@ static int accept_allowed(int fd, const char *addr)
         refuse(fd, addr, "too many connections from your address (-c)");
         return 0;
     }
-    if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING)
-        drop_oldest_handshake();
+    if (srv.n_open + srv.n_pending >= MAX_CLIENTS + MAX_PENDING) drop_oldest_handshake();
     return 1;
 }
 
-/* The address holding the most seats, of those with one away (by_seats),
- * or else the most bytes; NULL if none. Each seat and socket is added to
+/* The address holding the most seats (by_seats), or else the most bytes;
+ * NULL if none. Each seat and socket is added to
  * its address's tally: one step each, however they are spread. */
 static struct tally *holder_of_most(int by_seats)
 {
@@ -2477,7 +2472,6 @@ static struct tally *holder_of_most(int by_seats)
         if (s->number == 0) continue;
         t = tally_of(srv.holdings, n, s->host, srv.rounds);
         t->seats++;
-        t->away += s->conn == NULL;
         t->bytes += s->push_bytes + (s->pushes ? MAX_SEAT_PUSHES * sizeof *s->pushes : 0);
     }
     for (int fd = 0; fd <= srv.max_fd; fd++) {
@@ -2487,7 +2481,7 @@ static struct tally *holder_of_most(int by_seats)
                 c->in.cap + c->out.cap + c->dec.msg.cap;
     }
     for (t = srv.holdings; t < srv.holdings + n; t++) {
-        if (t->round != srv.rounds || (by_seats && t->away == 0)) continue;
+        if (t->round != srv.rounds) continue;
         if (most == NULL || (by_seats ? t->seats > most->seats : t->bytes > most->bytes))
             most = t;
     }
@@ -2509,23 +2503,25 @@ static int seats_of(const unsigned char host[16], struct seat **oldest)
     return n;
 }
 
-/* The seat for a new connection from host, or NULL (503): a free one,
- * unless host holds -c seats (then its own away the longest). When all
+/* The seat for a new connection c, or NULL (503): a free one, unless
+ * c's address holds -c seats (then its own away the longest). When all
  * are taken, the one away the longest of the address holding the most,
- * if that is more than host holds; else host's own. So no classmate's
- * seat goes while one address holds more. *why: why its holder loses it. */
-static struct seat *seat_for(const unsigned char host[16], const char **why)
+ * if that is more than c's holds and one of its seats is away; else c's
+ * own. So no classmate's seat goes while one address holds more. *why:
+ * why its holder loses it. */
+static struct seat *seat_for(const struct conn *c, const char **why)
 {
     struct seat *mine, *theirs;
-    int n = seats_of(host, &mine);
+    int n = seats_of(c->host, &mine);
     *why = "that address holds -c seats";
-    if (opt.max_per_addr > 0 && n >= opt.max_per_addr) return mine;
+    if (opt.max_per_addr > 0 && !c->own_page && n >= opt.max_per_addr) return mine;
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (srv.seats[i].number == 0) return &srv.seats[i];
     *why = "the table of seats is full";
     struct tally *most = holder_of_most(1);
-    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0) return theirs;
-    return mine;
+    if (most != NULL && most->seats > n && seats_of(most->host, &theirs) > 0 && theirs != NULL)
+        return theirs;
+    return mine;        /* its own seat away, or none: 503 */
 }
 
 /* The rules a valid handshake must pass too: -o (403), one connection a
@@ -2541,18 +2537,20 @@ static struct seat *handshake_allowed(struct conn *c, const struct http_request 
         listed |= span_is(r->origin, opt.origins[i]);
     c->local = addr_is_loopback(c->addr) && !r->proxied && r->host.p != NULL &&
                host_is_loopback(r->host) && (r->origin.p == NULL || origin_is_local(r->origin));
+    /* Not counted with other sites' pages in the teacher's browser (-c). */
+    c->own_page = c->local && r->origin.p != NULL;
     if (r->forwarded.p != NULL && addr_is_proxy(c->addr) && forwarded_addr(r->forwarded, fwd) == 0)
         conn_set_addr(c, fwd);
     struct seat *s = seat_by_secret(r->secret);
     *why = NULL;
-    if (s == NULL) s = seat_for(c->host, why);
+    if (s == NULL) s = seat_for(c, why);
     if (!listed)
         http_error(c, 403, "origin not allowed");
     else if (seat_by_key(r->ws_key) != NULL)
         http_error(c, 409, "Sec-WebSocket-Key is already connected");
     else if (srv.n_open >= MAX_CLIENTS)
         http_error(c, 503, "server is full");
-    else if (opt.max_per_addr > 0 && count_from(c->host) > opt.max_per_addr)
+    else if (opt.max_per_addr > 0 && !c->own_page && count_from(c->host) > opt.max_per_addr)
         http_error(c, 503, "too many connections from your address (-c)");
     else if (s == NULL)
         http_error(c, 503, "no seat is free for your address");
@@ -2623,6 +2621,23 @@ static int may_be_admin(struct conn *c, const struct request *r)
     return 0;
 }
 
+/* The seats away of the address holding the most lose their pushes.
+ * Returns 1 if any did. Safe in a handler: it closes no connection. */
+static int shed_pushes(void)
+{
+    struct tally *most = holder_of_most(0);
+    int dropped = 0;
+    for (int i = 0; most != NULL && i < MAX_CLIENTS; i++) {
+        struct seat *s = &srv.seats[i];
+        if (s->number == 0 || s->conn != NULL || s->pushes == NULL ||
+            memcmp(s->host, most->host, 16) != 0)
+            continue;
+        seat_drop_pushes(s, "the server's memory budget (-M) was spent");     /* logged */
+        dropped = 1;
+    }
+    return dropped;
+}
+
 /* Keep all buffers within -M: give back what empty buffers hold (a buffer
  * keeps its size after a big message); while still over, take from the
  * address holding the most: its seats away lose their pushes, or its
@@ -2637,21 +2652,10 @@ static void shed_load(void)
             buf_free(&c->dec.msg);
     }
     while (srv.buffered - srv.reply.cap > opt.max_buffered) {
+        if (shed_pushes()) continue;
         struct tally *most = holder_of_most(0);
         struct conn *big = NULL;
         size_t held = 0;
-        int dropped = 0;
-        for (int i = 0; most != NULL && i < MAX_CLIENTS; i++) {
-            struct seat *s = &srv.seats[i];
-            if (s->number == 0 || s->conn != NULL || s->pushes == NULL ||
-                memcmp(s->host, most->host, 16) != 0)
-                continue;
-            log_line(NULL, "Over the memory budget (-M): seat #%lu of %s loses its pushes",
-                     s->number, s->addr);
-            seat_drop_pushes(s, "the server's memory budget (-M) was spent");
-            dropped = 1;
-        }
-        if (dropped) continue;
         for (int fd = 0; most != NULL && fd <= srv.max_fd; fd++) {
             struct conn *c = &srv.conns[fd];
             size_t bytes = c->in.cap + c->out.cap + c->dec.msg.cap;
@@ -3216,8 +3220,7 @@ static int64_t conn_timers(struct conn *c)
         c->deadline_ms = now + CLOSE_TIMEOUT_S * 1000;
         return c->deadline_ms;
     }
-    if (c->state == CONN_HANDSHAKE)
-        log_line(NULL, "Handshake from %s timed out", c->addr);
+    if (c->state == CONN_HANDSHAKE) log_line(NULL, "Handshake from %s timed out", c->addr);
     if (c->state != CONN_OPEN) {
         conn_close(c);
         return 0;
@@ -3357,8 +3360,7 @@ static long number_arg(int flag, const char *s, long lo, long hi)
 static const char *address_arg(int flag, const char *s)
 {
     unsigned char bin[16];
-    if (addr_bin(s, bin) == 0)
-        die(2, "-%c %s: expected an IPv4 or IPv6 address", flag, s);
+    if (addr_bin(s, bin) == 0) die(2, "-%c %s: expected an IPv4 or IPv6 address", flag, s);
     return s;
 }
 
@@ -3373,8 +3375,7 @@ static void list_arg(const char **list, int *n, int max, const char *value)
 static const char *make_token(void)
 {
     unsigned char bits[16];
-    if (random_bytes(bits, sizeof bits) < 0)
-        die(1, "-t random: cannot read /dev/urandom");
+    if (random_bytes(bits, sizeof bits) < 0) die(1, "-t random: cannot read /dev/urandom");
     hex_of(srv.random_token, bits, sizeof bits);
     return srv.random_token;
 }
@@ -3424,8 +3425,7 @@ static void parse_options(int argc, char **argv)
         }
     }
     if (optind < argc) die(2, "unexpected argument: %s", argv[optind]);
-    if (opt.token != NULL && strcmp(opt.token, "random") == 0)
-        opt.token = make_token();
+    if (opt.token != NULL && strcmp(opt.token, "random") == 0) opt.token = make_token();
     for (const char *t = opt.token; t != NULL && *t != '\0'; t++)
         chars += ((unsigned char)*t & 0xC0) != 0x80;   /* characters: UTF-8's first bytes */
     /* Not a bad command line if it came from the environment: exit 1. */

@@ -463,12 +463,17 @@ async function phaseC(context) {
     await admin.click('#login-btn');
     await logHas(admin, 'error', 'wrong admin token');
     await admin.waitForTimeout(1100);      // a wrong token makes the address wait 1 s
+    await admin.check('#wire-on');
     await admin.fill('#token', 's3cret phrase');
     await admin.click('#login-btn');
     await rowsAre(admin, [k]);
+    const wire = await admin.textContent('#wire');
+    expect(wire.includes('"token":"***"') && !wire.includes('s3cret'),
+           'the wire panel shows the token: ' + wire.slice(0, 300));
     await admin.screenshot({ path: path.join(SHOTS, 'admin-token.png') });
     const viaUrl = await openPage(context, base + '/admin.html?token=s3cret phrase', []);
     await rowsAre(viaUrl, [k]);
+    expect(!viaUrl.url().includes('s3cret'), 'the token stays in the address bar: ' + viaUrl.url());
     for (const p of [user, admin, viaUrl]) await p.close();
   });
   const other = spawn('python3', ['-m', 'http.server', '0', '--bind', '127.0.0.1',

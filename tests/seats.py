@@ -272,7 +272,7 @@ def test_hundred():
         got += all_receipts(a, others)          # and any lost to -M after them
         lost = len([g for g in got if g[2] == "lost"])
         expect(lost > 0 and len(got) == 800 + lost, "%d receipts, %d lost" % (len(got), lost))
-        expect(srv.wait_log("Over the memory budget"), "not logged")
+        expect(srv.wait_log(r"memory budget \(-M\)"), "not logged")
         if not sanitized():
             expect(srv.rss_kb("VmRSS") - base < budget // 1024 + 4096,
                    "%d KiB over the base with -M %d" % (srv.rss_kb("VmRSS") - base, budget))

@@ -236,8 +236,14 @@ const conn = wspush.connect({
     document.getElementById('token-goes').textContent = 'The token will be sent to ' + server.url;
     // A token in the link is used only on a page from the server itself,
     // so a link to a page elsewhere cannot make it go there unseen.
-    const given = new URLSearchParams(location.search).get('token');
+    const query = new URLSearchParams(location.search);
+    const given = query.get('token');
     if (given && !tokenField.value) tokenField.value = given;
+    if (given) {              // out of the address bar, the history and the projector
+      query.delete('token');
+      const rest = query.toString();
+      history.replaceState(null, '', location.pathname + (rest ? '?' + rest : '') + location.hash);
+    }
     if (given && !own) document.getElementById('login').hidden = false;
     if (!given || own) askForList();
   },

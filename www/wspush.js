@@ -37,10 +37,13 @@ const wspush = (() => {
 
   // The wire panel: every message as it went over the wire, when the
   // "Show the wire" box is ticked (at most 500 lines are kept).
+  // A token and a seat's secret show as *** (the panel may be on a projector).
   function wireLine(dir, text) {
     const box = document.getElementById('wire-on');
     const list = document.getElementById('wire');
     if (!box || !box.checked) return;
+    text = text.replace(/("token":)"(?:[^"\\]|\\.)*"/g, '$1"***"')
+      .replace(/seat-[0-9a-f]+/g, 'seat-***');
     const item = document.createElement('li');
     item.className = dir === '->' ? 'sent' : 'received';
     const arrow = document.createElement('b');
