@@ -517,6 +517,8 @@ struct conn {
     int local;                  /* may use the loopback admin rule      */
     int own_page;               /* ... from a page of it: never capped  */
     unsigned long accepted;     /* accept() order, to drop the oldest   */
+    struct tally *share;        /* share_of() this pass (share_pass)    */
+    unsigned long share_pass;
     int64_t progress_ms;        /* out was last empty, or moved -s/2    */
     size_t drained;             /* bytes written since progress_ms      */
     int token_failures;         /* wrong admin tokens so far            */
@@ -1957,7 +1959,7 @@ static void cmd_push_all(struct conn *c, const struct request *r)
     for (int i = 0; i < MAX_CLIENTS; i++) {
         struct seat *s = &srv.seats[i];
         const char *state = s->number != 0 && !seat_is_admin(s) ? push_to(s, c, r) : "";
-        if (srv.buffered > opt.max_buffered) shed_pushes();     /* each seat keeps a copy */
+        if (srv.buffered - srv.reply.cap > opt.max_buffered) shed_pushes();   /* a copy each */
         n[0] += strcmp(state, "sent") == 0;
         n[1] += strcmp(state, "queued") == 0;
         n[2] += strcmp(state, "lost") == 0 || strcmp(state, "failed") == 0;
@@ -2364,14 +2366,16 @@ static struct tally *tally_of(struct tally *t, size_t n, const unsigned char hos
  * MAX_FRAMES_PER_PASS frames and READ_CHUNK bytes, so that a student's 64
  * sockets cannot make a classmate wait 64 times as long (with -c 0, each
  * socket has its own share). */
-static struct tally *share_of(const struct conn *c)
+static struct tally *share_of(struct conn *c)
 {
     unsigned char key[16] = { 0 };
+    if (c->share_pass == srv.pass) return c->share;     /* found once a pass */
     if (opt.max_per_addr > 0 && !c->own_page)
         memcpy(key, c->host, 16);
     else
         memcpy(key, &c->fd, sizeof c->fd);
-    return tally_of(srv.shares, SHARE_SLOTS, key, srv.pass);
+    c->share_pass = srv.pass;
+    return c->share = tally_of(srv.shares, SHARE_SLOTS, key, srv.pass);
 }
 
 /* read() from c into p[0..room), within its address's share of this pass:
@@ -2395,12 +2399,8 @@ static ssize_t read_share(struct conn *c, unsigned char *p, size_t room)
 static int share_frame(struct conn *c)
 {
     struct tally *share = share_of(c);
-    if (share->frames == MAX_FRAMES_PER_PASS) {
-        c->backlog = 1;
-        return 0;
-    }
-    share->frames++;
-    return 1;
+    c->backlog = share->frames == MAX_FRAMES_PER_PASS;
+    return c->backlog ? 0 : ++share->frames;
 }
 
 /* How many sockets come from host. */
@@ -2868,8 +2868,8 @@ static size_t conn_on_frames(struct conn *c, unsigned char *p, size_t len)
             FD_CLR(c->fd, &srv.read_fds);
             return pos;
         }
-        if (!share_frame(c))    /* its address's frames this pass are spent */
-            return pos;         /* (section 16): the rest waits for the next */
+        if (pos < len && !share_frame(c))  /* its address's frames this pass */
+            return pos;         /* are spent (section 16): the rest waits */
         enum parse r = frame_decode(d, p + pos, len - pos, &used, &f);
         pos += used;
         if (r == PARSE_MORE) return pos;

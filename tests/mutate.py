@@ -45,7 +45,7 @@ def fairness(*names):
 # name, [(text in wspush.c, its replacement)], [tests that must catch it]
 MUTANTS = [
     ("no share of a pass: one address's frames are handled without bound",
-     [("if (share->frames == MAX_FRAMES_PER_PASS) {", "if (share->frames == -1) {")],
+     [("c->backlog = share->frames == MAX_FRAMES_PER_PASS;", "c->backlog = 0;")],
      [fairness("test_echo_flood")]),
     ("seats not counted by address: -c does not bound an address's seats",
      [("if (opt.max_per_addr > 0 && !c->own_page && n >= opt.max_per_addr) return mine;",
