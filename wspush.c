@@ -2925,7 +2925,8 @@ static void conn_input(struct conn *c, size_t len)
  * last pass (c->backlog), or held while c was paused. */
 static void conn_again(struct conn *c)
 {
-    c->backlog = 0;
+    c->backlog = share_of(c)->frames == MAX_FRAMES_PER_PASS;
+    if (c->backlog) return;     /* its address's share is spent: next pass */
     if (c->in.len > 0)
         memcpy(srv.read_buf, c->in.data, c->in.len);
     conn_input(c, c->in.len);
