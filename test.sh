@@ -5,7 +5,7 @@
 #   ./test.sh          everything (what CI runs)
 #   ./test.sh quick    the builds, unit tests, the tutorial's scenario,
 #                      the documents' claims, conformance --quick and the
-#                      lessons: about two minutes, for checking an
+#                      lessons: two or three minutes, for checking an
 #                      exercise or a change (make check)
 #
 # Each part prints PASS:, FAIL: or SKIPPED: lines. A part that cannot run
