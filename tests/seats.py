@@ -176,6 +176,39 @@ def test_away():
         expect(replies == [{"resp": "text", "content": "Already sent."}], "%r" % replies)
 
 
+@case("seats: a push sent to a page that drops five times before it says seen: the teacher "
+      "gets one 'sent' and one 'seen', nothing between; the page gets it each time")
+def test_drops():
+    with Server(name="seat-drops") as srv:
+        a = admin(srv.port)
+        u = Client(srv.port)
+        mine = seat(u)
+        got = []                    # every receipt the teacher gets, in order
+        a.send_json({"req": "watch users"})     # a list after each change
+        push(a, u.key, "once", ref="d1")
+        first = u.recv_json()
+        for _ in range(5):
+            u.drop()                            # the Wi-Fi drops: no close frame
+            deadline = time.time() + TIMEOUT
+            while True:
+                msg = a.recv_json(max(0.01, deadline - time.time()))
+                if msg["resp"] == "receipt":
+                    got.append((msg["ref"], msg["number"], msg["state"]))
+                elif msg["resp"] == "users" and [x for x in msg["content"] if
+                                                 x["number"] == mine["number"] and x.get("away")]:
+                    break
+            u = Client(srv.port)
+            expect(seat(u, mine["secret"])["number"] == mine["number"], "its seat")
+            expect(u.recv_json() == first, "sent again on its return, with its id")
+        seen(u, first)
+        others = []
+        while not got or got[-1][2] != "seen":
+            got += receipts(a, 1, others=others)
+        got += all_receipts(a, others)          # and any after it
+        expect(got == [("d1", mine["number"], "sent"), ("d1", mine["number"], "seen")],
+               "receipts: %r" % got)
+
+
 @case("seats: away past -g, a seat is gone; its queued pushes are reported lost")
 def test_grace():
     with Server("-g", "1", name="seat-grace") as srv:
@@ -310,8 +343,8 @@ def test_hundred():
 
 def main():
     only = sys.argv[1:]
-    for t in (test_secret, test_take_back, test_away, test_grace, test_unknown, test_bounds,
-              test_hundred):
+    for t in (test_secret, test_take_back, test_away, test_drops, test_grace, test_unknown,
+              test_bounds, test_hundred):
         if not only or t.__name__ in only:
             t()
     finish()

@@ -1045,6 +1045,15 @@ static void test_admin(void)
               forwarded[i].header);
     }
     opt.n_proxies = 0;
+    /* An IPv4 address written as IPv6 (::ffff:a.b.c.d, as a proxy may name
+     * it) is that IPv4 address, for -c and penalties alike. */
+    unsigned char v4[16], mapped[16], host4[16], host6[16];
+    CHECK(addr_bin("10.1.2.3", v4) == 4 && addr_bin("::ffff:10.1.2.3", mapped) == 4 &&
+          memcmp(v4, mapped, 16) == 0, "::ffff:10.1.2.3 is 10.1.2.3");
+    addr_host("::ffff:10.1.2.3", host6);
+    addr_host("10.1.2.3", host4);
+    CHECK(memcmp(host4, host6, 16) == 0, "::ffff:10.1.2.3 counted as 10.1.2.3, not by a /64");
+    CHECK(addr_bin("2001:db8::1", mapped) == 6, "2001:db8::1 is IPv6");
     CHECK(token_matches(cspan("s3cret"), "s3cret"), "right token");
     CHECK(!token_matches(cspan("s3creT"), "s3cret"), "last byte differs");
     CHECK(!token_matches(cspan("s3cre"), "s3cret"), "prefix of the token");
