@@ -372,6 +372,25 @@ def test_thousand():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
+@case("per address: the teacher's own pages (this machine, an Origin of wspush) are not "
+      "capped by -c; another site's page on this machine still is")
+def test_own_pages():
+    with Server("-c", "2", name="own-pages") as srv:
+        own = "http://127.0.0.1:%d" % srv.port
+        pages = [Client(srv.port, origin=own) for _ in range(4)]    # raises if refused
+        refused = []
+        for _ in range(3):
+            try:
+                pages.append(Client(srv.port, origin="http://elsewhere.example"))
+            except HandshakeRefused as e:
+                refused.append((e.status, b"too many connections" in e.body))
+        expect(refused == [(503, True)] * 3, "another site's pages: %r" % refused)
+        pages[0].send_json({"req": "text", "text": "still here"})
+        expect(pages[0].recv_json()["content"] == "still here", "an own page is served")
+        for c in pages:
+            c.close()
+
+
 @case("per address: -c sockets, then 503 with a reason; each refusal logged once per burst, "
       "with its count at the burst's end")
 def test_per_address():
@@ -639,7 +658,7 @@ def main():
     only = sys.argv[1:]
     tests = [test_handshake_timeout, test_heartbeat, test_pipelined_small, test_pipelined_large,
              test_never_reads, test_push_to_stuck_user, test_ping_flood, test_max_message,
-             test_thousand, test_per_address, test_one_address_memory, test_budget,
+             test_thousand, test_per_address, test_own_pages, test_one_address_memory, test_budget,
              test_budget_small,
              test_eviction, test_emfile, test_vanishing, test_close_timeout, test_slow_log]
     for t in tests:
